@@ -1,0 +1,106 @@
+#include "passes/pass_manager.h"
+
+#include <cstdio>
+
+#include "ir/printer.h"
+#include "passes/estimate.h"
+#include "passes/legalize.h"
+#include "passes/uniform.h"
+#include "support/diagnostics.h"
+#include "support/text.h"
+
+namespace kvc::passes {
+
+const std::vector<PassInfo>& pass_registry() {
+  static const std::vector<PassInfo> registry = {
+      {"uniform", "one format for every layer: uniform<K4V2>, uniform<fp16>, or the most precise that fits",
+       [](const std::string& a) { return std::make_unique<UniformPass>(a); }},
+      {"estimate", "exact bytes per layer and in total",
+       [](const std::string&) { return std::make_unique<EstimatePass>(); }},
+      {"legalize", "verify the plan and check that it fits the budget",
+       [](const std::string&) { return std::make_unique<LegalizePass>(); }},
+  };
+  return registry;
+}
+
+std::vector<PassInvocation> parse_pipeline(const std::string& text) {
+  std::vector<PassInvocation> out;
+  std::vector<std::string> names;
+  for (const auto& info : pass_registry()) names.push_back(info.name);
+  std::size_t i = 0;
+  while (i <= text.size()) {
+    std::size_t end = i;
+    int depth = 0;
+    while (end < text.size() && (depth > 0 || text[end] != ',')) {
+      if (text[end] == '<') ++depth;
+      if (text[end] == '>') --depth;
+      ++end;
+    }
+    std::string item = text.substr(i, end - i);
+    PassInvocation inv;
+    if (auto lt = item.find('<'); lt != std::string::npos) {
+      if (item.back() != '>') throw Error({}, "pipeline", "'" + item + "': expected '>' closing the pass argument");
+      inv.name = item.substr(0, lt);
+      inv.argument = item.substr(lt + 1, item.size() - lt - 2);
+    } else {
+      inv.name = item;
+    }
+    if (inv.name.empty()) throw Error({}, "pipeline", "empty pass name in '" + text + "'");
+    bool known = false;
+    for (const auto& n : names) known |= n == inv.name;
+    if (!known) {
+      std::string msg = "unknown pass '" + inv.name + "'";
+      if (auto s = closest_match(inv.name, names)) msg += "; did you mean '" + *s + "'?";
+      std::string all;
+      for (const auto& n : names) all += (all.empty() ? "" : ", ") + n;
+      throw Error({}, "pipeline", msg + " (passes: " + all + ")");
+    }
+    out.push_back(inv);
+    i = end + 1;
+  }
+  return out;
+}
+
+std::string default_pipeline(const PassContext&) {
+  // Without calibration statistics only the uniform ladder is meaningful.
+  return "uniform,estimate,legalize";
+}
+
+PassManager::PassManager(const std::vector<PassInvocation>& pipeline) {
+  for (const auto& inv : pipeline)
+    for (const auto& info : pass_registry())
+      if (info.name == inv.name) passes_.push_back(info.create(inv.argument));
+}
+
+void PassManager::run(ir::Module& module, PassContext& ctx) {
+  timings_.clear();
+  for (auto& pass : passes_) {
+    const auto start = std::chrono::steady_clock::now();
+    pass->run(module, ctx);
+    const auto stop = std::chrono::steady_clock::now();
+    timings_.push_back({std::string(pass->name()), std::chrono::duration<double>(stop - start).count()});
+    if (print_after_all_) {
+      *print_after_all_ << "; *** IR Dump After " << pass->name() << " ***\n" << ir::print_module(module) << "\n";
+    }
+  }
+}
+
+void print_timings(std::ostream& out, const std::vector<PassTiming>& timings) {
+  double total = 0;
+  for (const auto& t : timings) total += t.seconds;
+  out << "===-------------------------------------------------------------------------===\n"
+      << "                      ... Pass execution timing report ...\n"
+      << "===-------------------------------------------------------------------------===\n"
+      << "  Total Execution Time: " << total << " seconds\n\n"
+      << "   ---Wall Time---   --- Name ---\n";
+  char line[160];
+  for (const auto& t : timings) {
+    std::snprintf(line, sizeof line, "   %9.6f (%5.1f%%)  %s\n", t.seconds, total > 0 ? 100.0 * t.seconds / total : 0.0,
+                  t.name.c_str());
+    out << line;
+  }
+  std::snprintf(line, sizeof line, "   %9.6f (100.0%%)  Total\n", total);
+  out << line;
+}
+
+}  // namespace kvc::passes

@@ -1,0 +1,153 @@
+#include "passes/uniform.h"
+
+#include <algorithm>
+#include <cctype>
+#include <sstream>
+
+#include "support/diagnostics.h"
+#include "support/text.h"
+
+namespace kvc::passes {
+
+std::string PrecisionPair::name() const {
+  if (key_bits == 16 && value_bits == 16) return "fp16";
+  return "K" + std::to_string(key_bits) + "V" + std::to_string(value_bits);
+}
+
+std::optional<PrecisionPair> parse_precision_pair(const std::string& text) {
+  if (text == "fp16" || text == "K16V16") return PrecisionPair{16, 16};
+  int k = 0, v = 0;
+  char tail = 0;
+  if (std::sscanf(text.c_str(), "K%dV%d%c", &k, &v, &tail) != 2) return std::nullopt;
+  auto ok = [](int b) { return b == 16 || b == 8 || b == 4 || b == 3 || b == 2; };
+  if (!ok(k) || !ok(v)) return std::nullopt;
+  return PrecisionPair{k, v};
+}
+
+void apply_uniform_precision(ir::Module& m, PrecisionPair pair, const frontend::PrecisionSearch& options) {
+  const bool compressed = pair.key_bits < 16 || pair.value_bits < 16;
+  for (auto& layer : m.layers) {
+    layer.key = {pair.key_bits, ir::QuantAxis::PerChannel, options.group};
+    // Heads narrower than the group: a value group is the whole head vector
+    // (stories260K: 8 channels), so every token still carries its own scales.
+    layer.value = {pair.value_bits, ir::QuantAxis::PerToken, std::min(options.group, m.model.head_dim)};
+    layer.residual = compressed ? options.residual : 0;
+    layer.retention = {};
+    layer.lowrank = {};
+  }
+}
+
+void apply_uniform_retention(ir::Module& m, std::int64_t tokens, const frontend::RetentionSearch& options) {
+  ir::RetentionPolicy policy = ir::RetentionPolicy::StreamingLLM;
+  if (options.method == "h2o") policy = ir::RetentionPolicy::H2O;
+  if (options.method == "snapkv") policy = ir::RetentionPolicy::SnapKV;
+  if (options.method == "cake") policy = ir::RetentionPolicy::CAKE;
+  for (auto& layer : m.layers) {
+    ir::Retention r;
+    r.policy = policy;
+    r.budget = tokens;
+    r.window = options.window;
+    switch (policy) {
+      case ir::RetentionPolicy::StreamingLLM:
+      case ir::RetentionPolicy::H2O:
+        // Sinks and the recent window come out of the same token budget.
+        r.sink = static_cast<int>(std::min<std::int64_t>(options.sink, tokens));
+        r.window = static_cast<int>(std::min<std::int64_t>(options.window, tokens - r.sink));
+        break;
+      case ir::RetentionPolicy::SnapKV: r.pool = options.pool; break;
+      case ir::RetentionPolicy::CAKE: r.gamma = options.gamma; break;
+      case ir::RetentionPolicy::Full: break;
+    }
+    layer.retention = r;
+  }
+}
+
+std::optional<std::int64_t> largest_fitting_retention(const ir::Module& m, std::int64_t budget_bytes,
+                                                       const frontend::RetentionSearch& options) {
+  int min_tokens = 1;
+  for (const auto& layer : m.layers) min_tokens = std::max(min_tokens, ir::tail_capacity(layer));
+  auto bytes_at = [&](std::int64_t tokens) {
+    ir::Module trial = m;
+    apply_uniform_retention(trial, tokens, options);
+    return ir::total_bytes(trial);
+  };
+  std::int64_t lo = min_tokens, hi = m.workload.context;
+  if (lo > hi || bytes_at(lo) > budget_bytes) return std::nullopt;
+  // Bytes grow monotonically with kept tokens: binary search the largest that fits.
+  while (lo < hi) {
+    const std::int64_t mid = lo + (hi - lo + 1) / 2;
+    if (bytes_at(mid) <= budget_bytes) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+namespace {
+
+std::vector<PrecisionPair> candidate_ladder(const frontend::PrecisionSearch& options) {
+  std::vector<PrecisionPair> ladder;
+  if (options.candidates.empty()) {
+    ladder = {{16, 16}, {8, 8}, {8, 4}, {4, 4}, {4, 2}, {2, 2}};
+  } else {
+    for (const auto& c : options.candidates)
+      if (auto p = parse_precision_pair(c)) ladder.push_back(*p);
+  }
+  return ladder;
+}
+
+std::string describe_retention(const ir::Module& m) {
+  const auto& r = m.layers.front().retention;
+  if (r.policy == ir::RetentionPolicy::Full) return "keeps every token";
+  return "keeps " + std::to_string(r.budget) + " tokens per layer (" + ir::to_string(r.policy) + ")";
+}
+
+}  // namespace
+
+void UniformPass::run(ir::Module& m, PassContext& ctx) {
+  const auto& precision = ctx.search.precision;
+  if (!argument_.empty()) {
+    auto pair = parse_precision_pair(argument_);
+    if (!pair)
+      throw Error({}, "pipeline", "uniform<" + argument_ + ">: expected a precision pair such as K4V2 or fp16");
+    apply_uniform_precision(m, *pair, precision);
+    ctx.notes.push_back("uniform: every layer " + pair->name());
+    return;
+  }
+
+  // Most precise first: sort the ladder by the bytes each format takes.
+  std::vector<std::pair<std::int64_t, PrecisionPair>> by_bytes;
+  for (const auto& pair : candidate_ladder(precision)) {
+    ir::Module trial = m;
+    apply_uniform_precision(trial, pair, precision);
+    by_bytes.emplace_back(ir::total_bytes(trial), pair);
+  }
+  std::stable_sort(by_bytes.begin(), by_bytes.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (const auto& [bytes, pair] : by_bytes) {
+    if (bytes <= m.budget_bytes) {
+      apply_uniform_precision(m, pair, precision);
+      ctx.notes.push_back("uniform: " + pair.name() + " on every layer, the most precise uniform format that fits");
+      return;
+    }
+  }
+  const PrecisionPair smallest = by_bytes.back().second;
+  apply_uniform_precision(m, smallest, precision);
+  if (auto tokens = largest_fitting_retention(m, m.budget_bytes, ctx.search.retention)) {
+    apply_uniform_retention(m, *tokens, ctx.search.retention);
+    ctx.notes.push_back("uniform: " + smallest.name() + " on every layer, which " + describe_retention(m) +
+                        " to fit the budget");
+    return;
+  }
+  // Leave the smallest format in place: `legalize` reports by how much it misses.
+  ir::Module smallest_plan = m;
+  apply_uniform_retention(smallest_plan, 1, ctx.search.retention);
+  ctx.notes.push_back("uniform: no uniform plan fits the budget");
+  m = smallest_plan;
+  for (auto& layer : m.layers) {
+    layer.retention.budget = std::max<std::int64_t>(ir::tail_capacity(layer), 1);
+    layer.retention.sink = std::min<int>(layer.retention.sink, static_cast<int>(layer.retention.budget));
+    layer.retention.window = 0;
+  }
+}
+
+}  // namespace kvc::passes

@@ -1,0 +1,49 @@
+#pragma once
+// `uniform`: one format for every layer.
+//
+//   uniform<K4V2>  every layer at 4-bit keys, 2-bit values (KIVI layout, the spec's
+//                  group and residual); uniform<fp16> keeps everything uncompressed.
+//   uniform        with no argument: the most precise uniform plan that fits the
+//                  budget, choosing bits first (from search.precision.candidates, or
+//                  fp16, K8V8, K8V4, K4V4, K4V2, K2V2), then, if even the smallest
+//                  format does not fit, the number of tokens every layer keeps (the
+//                  spec's retention policy, StreamingLLM by default).
+#include <optional>
+#include <string>
+
+#include "passes/pass.h"
+
+namespace kvc::passes {
+
+// A precision pair such as K4V2 or fp16 (= K16V16).
+struct PrecisionPair {
+  int key_bits = 16;
+  int value_bits = 16;
+  std::string name() const;  // "fp16" or "K4V2"
+};
+std::optional<PrecisionPair> parse_precision_pair(const std::string& text);
+
+// Sets every layer of `m` to `pair` with the KIVI layout (keys per channel, values per
+// token, value group clamped to head_dim, residual from the options) and full retention.
+void apply_uniform_precision(ir::Module& m, PrecisionPair pair, const frontend::PrecisionSearch& options);
+
+// Sets every layer to keep `tokens` tokens with the policy the spec names
+// (StreamingLLM unless it names h2o, snapkv or cake).
+void apply_uniform_retention(ir::Module& m, std::int64_t tokens, const frontend::RetentionSearch& options);
+
+// The largest per-layer token budget (>= the layers' tail capacity) at which `m`
+// fits `budget_bytes`, or nullopt if even the smallest does not.
+std::optional<std::int64_t> largest_fitting_retention(const ir::Module& m, std::int64_t budget_bytes,
+                                                       const frontend::RetentionSearch& options);
+
+class UniformPass final : public Pass {
+ public:
+  explicit UniformPass(std::string argument) : argument_(std::move(argument)) {}
+  std::string_view name() const override { return "uniform"; }
+  void run(ir::Module& module, PassContext& ctx) override;
+
+ private:
+  std::string argument_;
+};
+
+}  // namespace kvc::passes
