@@ -1,0 +1,141 @@
+#ifndef KVC_H
+#define KVC_H
+/* kvc runtime: a compressed, paged KV-cache store driven by a compiled plan.
+ *
+ * C99-compatible; the implementation is C++ (link with a C++ runtime, which the
+ * shared libkvc does for you).
+ *
+ * Shapes (float = fp32, row-major):
+ *   k, v   [n_tokens][kv_heads][head_dim]   keys AFTER RoPE
+ *   q, out [q_heads][head_dim]              query AFTER RoPE; query head h reads KV
+ *                                           head h / (q_heads / kv_heads) (GQA)
+ *   window [n_q][q_heads][head_dim]         the last n_q prompt queries (SnapKV, CAKE)
+ *
+ * Life of a sequence, per layer: kvc_append() the prompt (any number of calls),
+ * kvc_end_prefill() once, then per generated token kvc_append() its k/v and
+ * kvc_attend() its query. Layers are independent except for a cross-layer basis
+ * (below). A sequence never holds more than the plan's workload.context tokens
+ * (appending past it is an error), and at most workload.batch sequences are alive.
+ *
+ * Storage (ir/layout.h is the byte model): per sequence, layer and KV head, the
+ * newest tokens sit in an fp16 tail; older ones are quantized B at a time into
+ * main blocks taken from a per-layer block pool sized for the whole batch
+ * (main_block_capacity x kv_heads x batch) and allocated when the runtime is
+ * created. Retention evicts whole blocks back to the pool; they are reused.
+ * kvc_memory_stats() reports bytes exactly as the `estimate` pass computes them.
+ *
+ * Prefill staging: plans that need the whole prompt before compressing anything
+ * (a per-sequence low-rank basis, SnapKV or CAKE selection) keep the appended
+ * prompt in an fp16 staging area until kvc_end_prefill(); that transient workspace
+ * is outside the plan's cache bytes and is freed by kvc_end_prefill().
+ *
+ * Low-rank keys and RoPE: keys are given post-RoPE and bases are bases of
+ * post-RoPE keys (U [head_dim][rank], orthonormal columns), so a stored key is
+ * k ~= U c and q . k ~= (U^T q) . c holds exactly for the rotated query; the
+ * query is projected once per kvc_attend() call and no rotation happens inside
+ * the store. Basis sources:
+ *   - Prefill: the top-`rank` principal directions of the sequence's prompt keys,
+ *     computed at kvc_end_prefill(). For a cross-layer group the basis of each KV
+ *     head comes from the prompt keys of ALL layers of the group, concatenated in
+ *     layer order; each layer's kvc_end_prefill() waits (its prompt stays staged)
+ *     until every layer of the group has ended prefill, then the basis is computed
+ *     and all layers of the group are compressed. Attending a layer of an
+ *     unfinished group is an error.
+ *   - Calibrated: shipped with the plan; set it with kvc_set_calibrated_basis()
+ *     before the first token is compressed.
+ *
+ * Fork copies (plainly, not copy-on-write) every block, the tail, scores and basis
+ * of the source into fresh pool slots; the two sequences are independent afterwards.
+ *
+ * Errors: every function returns a kvc_status; on failure nothing in the store has
+ * changed, and kvc_last_error() returns a message (thread-local: it describes the
+ * last failed call made by the calling thread).
+ *
+ * Thread safety: one runtime may be used from several threads at once as long as
+ * each sequence is used by one thread at a time (calls on the same sequence from
+ * two threads are serialised by a per-sequence lock, never corrupting it, but
+ * their order is then unspecified). Sequence create/fork/free, kernel and basis
+ * setting and stats are safe from any thread. kvc_attend() and kvc_attend_batch()
+ * spread the KV heads (and sequences) over the runtime's own thread pool of
+ * `threads` workers; results are bit-identical for any number of threads.
+ */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kvc_kernel_abi.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum kvc_status {
+  KVC_OK = 0,
+  KVC_ERROR_INVALID_ARGUMENT = 1, /* null pointer, unknown layer/sequence, bad size or value */
+  KVC_ERROR_CAPACITY = 2,         /* past the plan's context, or more sequences than its batch */
+  KVC_ERROR_STATE = 3,            /* call out of order (attend during prefill, end_prefill twice) */
+  KVC_ERROR_PLAN = 4,             /* the plan file cannot be read or cannot be stored */
+  KVC_ERROR_INTERNAL = 5          /* out of memory or a bug */
+} kvc_status;
+
+typedef struct kvc_runtime kvc_runtime;
+typedef int32_t kvc_seq;
+
+typedef struct kvc_runtime_options {
+  int threads; /* worker threads for attention (the spec's target.threads); <= 1 = the calling thread only */
+} kvc_runtime_options;
+
+typedef struct kvc_model_info {
+  int32_t layers, q_heads, kv_heads, head_dim;
+  int64_t context; /* tokens per sequence at most */
+  int64_t batch;   /* sequences alive at most */
+} kvc_model_info;
+
+typedef struct kvc_memory_stats {
+  int64_t bytes_allocated; /* cache bytes the runtime holds: == estimate's total_bytes for the plan */
+  int64_t bytes_live;      /* the share of the live sequences: estimate's total with batch = live sequences */
+  int64_t bytes_used;      /* of bytes_live, what holds tokens now (occupied blocks and tail slots, scores, bases) */
+  int64_t staging_bytes;   /* transient prefill staging (not cache bytes) */
+  int64_t blocks_used;     /* main blocks in use, all layers */
+  int64_t blocks_total;    /* main block slots, all layers */
+  int32_t live_sequences;
+} kvc_memory_stats;
+
+/* The message of the calling thread's last failed call ("" if none). */
+const char* kvc_last_error(void);
+const char* kvc_status_name(kvc_status status);
+
+/* `plan_path`: a plan file (IR text) or the folder `kvc compile -o DIR` wrote (DIR/plan.kvc).
+ * `options` may be NULL (one thread). */
+kvc_status kvc_runtime_create(const char* plan_path, const kvc_runtime_options* options, kvc_runtime** out);
+/* The same from IR text in memory. */
+kvc_status kvc_runtime_create_from_text(const char* plan_text, const kvc_runtime_options* options,
+                                        kvc_runtime** out);
+void kvc_runtime_destroy(kvc_runtime* rt);
+kvc_status kvc_model_info_get(const kvc_runtime* rt, kvc_model_info* out);
+
+kvc_status kvc_sequence_create(kvc_runtime* rt, kvc_seq* out);
+kvc_status kvc_sequence_fork(kvc_runtime* rt, kvc_seq source, kvc_seq* out);
+kvc_status kvc_sequence_free(kvc_runtime* rt, kvc_seq seq);
+
+kvc_status kvc_append(kvc_runtime* rt, int32_t layer, kvc_seq seq, const float* k, const float* v, int64_t n_tokens);
+/* window may be NULL with n_q = 0 for plans without SnapKV/CAKE; those need 1 <= n_q <= prompt tokens. */
+kvc_status kvc_end_prefill(kvc_runtime* rt, int32_t layer, kvc_seq seq, const float* window, int64_t n_q);
+kvc_status kvc_attend(kvc_runtime* rt, int32_t layer, kvc_seq seq, const float* q, float* out);
+/* n_seqs sequences of one layer at once: q and out are [n_seqs][q_heads][head_dim]. */
+kvc_status kvc_attend_batch(kvc_runtime* rt, int32_t layer, const kvc_seq* seqs, int32_t n_seqs, const float* q,
+                            float* out);
+
+/* Calibrated basis [head_dim][rank] of one KV head (for the whole batch; for a cross-layer
+ * group, set it on any layer of the group). */
+kvc_status kvc_set_calibrated_basis(kvc_runtime* rt, int32_t layer, int32_t kv_head, const float* basis);
+/* Replaces the attention kernel of one layer (a JIT or AOT kernel generated for exactly that
+ * layer's plan, see kvc_kernel_abi.h); NULL restores the reference kernel. */
+kvc_status kvc_set_layer_kernel(kvc_runtime* rt, int32_t layer, kvc_attend_fn kernel);
+
+kvc_status kvc_memory_stats_get(const kvc_runtime* rt, kvc_memory_stats* out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* KVC_H */

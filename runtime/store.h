@@ -1,0 +1,64 @@
+#pragma once
+// The runtime behind kvc.h: the layers' stores, the live sequences (each in one
+// of workload.batch slots), cross-layer basis groups, and the thread pool that
+// runs attention across KV heads and sequences. Errors are StatusError; a call
+// that fails has changed nothing.
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "ir/plan.h"
+#include "kvc.h"
+#include "runtime/layer_store.h"
+#include "runtime/thread_pool.h"
+
+namespace kvc::runtime {
+
+class Store {
+ public:
+  // Throws StatusError(KVC_ERROR_PLAN) for a module that cannot be stored.
+  Store(ir::Module module, int threads);
+
+  const ir::Module& module() const { return module_; }
+  int threads() const { return pool_.threads(); }
+
+  kvc_seq create_sequence();
+  kvc_seq fork_sequence(kvc_seq source);
+  void free_sequence(kvc_seq seq);
+
+  void append(int layer, kvc_seq seq, const float* k, const float* v, std::int64_t n_tokens);
+  void end_prefill(int layer, kvc_seq seq, const float* window, std::int64_t n_q);
+  void attend(int layer, kvc_seq seq, const float* q, float* out);
+  void attend_batch(int layer, const kvc_seq* seqs, int n_seqs, const float* q, float* out);
+
+  void set_calibrated_basis(int layer, int kv_head, const float* basis);
+  void set_layer_kernel(int layer, kvc_attend_fn kernel);
+
+  kvc_memory_stats memory_stats() const;
+
+  // Inspection for tests.
+  const LayerStore& layer_store(int layer) const;
+  int slot_of(kvc_seq seq) const;
+
+ private:
+  struct Sequence {
+    int slot = 0;
+    std::mutex mutex;  // one call on this sequence at a time
+  };
+  std::shared_ptr<Sequence> find(kvc_seq seq) const;
+  LayerStore& layer_at(int layer) const;
+  void check_query(const float* q, const float* out) const;
+
+  ir::Module module_;
+  std::vector<std::unique_ptr<LayerStore>> layers_;
+  std::vector<std::vector<int>> basis_group_;  // per layer: the layers sharing its basis, in order
+  mutable std::mutex mutex_;                   // sequences_ and free_slots_
+  std::map<kvc_seq, std::shared_ptr<Sequence>> sequences_;
+  std::vector<int> free_slots_;
+  kvc_seq next_id_ = 1;
+  ThreadPool pool_;
+};
+
+}  // namespace kvc::runtime
