@@ -1,0 +1,140 @@
+#include "calibration/calibrate.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <exception>
+#include <mutex>
+#include <ostream>
+#include <thread>
+
+#include "calibration/token_sequences.h"
+#include "model/forward.h"
+#include "model/full_kv_cache.h"
+#include "model/sampler.h"
+#include "support/diagnostics.h"
+
+namespace kvc::calibration {
+namespace {
+
+// The full fp32 cache, also keeping the prompt queries end_prefill hands over.
+class RecordingCache final : public model::KVCacheInterface {
+ public:
+  explicit RecordingCache(const model::CacheShape& shape) : full_(shape), queries_(shape.layers) {}
+  void begin_sequence() override { full_.begin_sequence(); }
+  void append(int layer, const float* k, const float* v, int n) override { full_.append(layer, k, v, n); }
+  void attend(int layer, const float* q, float* out) override { full_.attend(layer, q, out); }
+  void end_prefill(int layer, const float* queries, int n) override {
+    queries_.at(layer).assign(queries, queries + static_cast<std::size_t>(n) * q_dim_);
+  }
+  std::int64_t tokens(int layer) const override { return full_.tokens(layer); }
+  std::int64_t bytes() const override { return full_.bytes(); }
+
+  void set_q_dim(int q_dim) { q_dim_ = q_dim; }
+  const model::FullKVCache& full() const { return full_; }
+  std::vector<float>& queries(int layer) { return queries_.at(layer); }
+
+ private:
+  model::FullKVCache full_;
+  std::vector<std::vector<float>> queries_;
+  int q_dim_ = 0;
+};
+
+}  // namespace
+
+ir::ModelShape model_shape(const model::Model& model) {
+  ir::ModelShape s;
+  s.name = model.name;
+  s.layers = model.config.layers;
+  s.q_heads = model.config.q_heads;
+  s.kv_heads = model.config.kv_heads;
+  s.head_dim = model.config.head_dim;
+  s.rope_theta = model.config.rope_theta;
+  return s;
+}
+
+StatsMeta calibration_meta(const model::Model& model, const CalibrateOptions& o) {
+  if (o.sequences <= 0) throw Error({}, "--sequences", "must be positive");
+  if (o.length < 8) throw Error({}, "--length", "must be at least 8 tokens");
+  if (model.config.context > 0 && o.length > model.config.context)
+    throw Error({}, "--length",
+                std::to_string(o.length) + " tokens exceed the model's context of " + std::to_string(model.config.context));
+  StatsMeta m;
+  m.model = model_shape(model);
+  m.source = o.token_file.empty() ? "sampled from the model at temperature 1, sequence i with seed + i" : o.token_file;
+  m.sequences = o.sequences;
+  m.length = o.length;
+  m.decode = o.decode > 0 ? o.decode : std::min(64, o.length / 4);
+  if (m.decode >= o.length - 1) throw Error({}, "decode", "the decoded part must leave a prompt of at least 2 tokens");
+  m.prompt = o.length - m.decode;
+  m.seed = o.seed;
+  m.bits = {2, 3, 4, 8};
+  m.quant_token_group = 32;
+  m.quant_channel_group = std::min(32, model.config.head_dim);
+  m.keep_ratios = {0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75};
+  m.cake_window = std::min(32, m.prompt / 2);
+  check_statistics_settings(m);
+  return m;
+}
+
+SequenceActivations record_activations(const model::Model& model, const std::vector<int>& tokens) {
+  RecordingCache cache(model::ForwardPass::cache_shape(model.config));
+  cache.set_q_dim(model.config.q_dim());
+  model::ForwardPass fp(model, cache);
+  fp.prefill(tokens);
+  SequenceActivations acts;
+  acts.tokens = static_cast<int>(tokens.size());
+  acts.layers.resize(model.config.layers);
+  for (int l = 0; l < model.config.layers; ++l) {
+    acts.layers[l].k = cache.full().keys(l);
+    acts.layers[l].v = cache.full().values(l);
+    acts.layers[l].q = std::move(cache.queries(l));
+  }
+  return acts;
+}
+
+CalibrationStats calibrate(const model::Model& model, const CalibrateOptions& o) {
+  const StatsMeta meta = calibration_meta(model, o);
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::vector<int>> inputs;
+  if (!o.token_file.empty()) inputs = read_token_file(o.token_file, o.sequences, o.length, model.config.vocab);
+
+  std::vector<SequenceStatistics> results(o.sequences);
+  std::atomic<int> next{0}, done{0};
+  std::mutex report_mutex;
+  std::exception_ptr failure;
+  std::atomic<bool> failed{false};
+  auto worker = [&] {
+    try {
+      for (int i; (i = next++) < o.sequences;) {
+        if (failed) return;
+        // Sampling is per sequence (seed + i) so it parallelizes with the rest.
+        const std::vector<int> tokens =
+            inputs.empty() ? model::generate_sequence(model, o.seed + static_cast<std::uint64_t>(i), o.length, 1.0f)
+                           : inputs[i];
+        results[i] = measure_sequence(meta, record_activations(model, tokens));
+        const int finished = ++done;
+        if (o.progress) {
+          std::lock_guard lock(report_mutex);
+          const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+          *o.progress << "kvc calibrate: sequence " << finished << "/" << o.sequences << " measured (" << s << " s)\n";
+        }
+      }
+    } catch (...) {
+      std::lock_guard lock(report_mutex);
+      if (!failure) failure = std::current_exception();
+      failed = true;
+    }
+  };
+  const int threads =
+      std::clamp(o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency()), 1, o.sequences);
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; ++t) pool.emplace_back(worker);
+  worker();
+  for (auto& t : pool) t.join();
+  if (failure) std::rethrow_exception(failure);
+  if (o.progress) *o.progress << "kvc calibrate: reducing statistics and key spectra\n";
+  return reduce_statistics(meta, results);
+}
+
+}  // namespace kvc::calibration

@@ -1,0 +1,176 @@
+#include "calibration/evaluate.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <exception>
+#include <mutex>
+#include <ostream>
+#include <thread>
+#include <vector>
+
+#include "calibration/plan_cache.h"
+#include "calibration/token_sequences.h"
+#include "model/forward.h"
+#include "model/full_kv_cache.h"
+#include "model/sampler.h"
+#include "support/diagnostics.h"
+
+namespace kvc::calibration {
+namespace {
+
+// log-softmax in double.
+std::vector<double> log_probs(const std::vector<float>& logits) {
+  double mx = -INFINITY;
+  for (float x : logits) mx = std::max(mx, static_cast<double>(x));
+  double z = 0;
+  for (float x : logits) z += std::exp(static_cast<double>(x) - mx);
+  const double lz = mx + std::log(z);
+  std::vector<double> out(logits.size());
+  for (std::size_t i = 0; i < logits.size(); ++i) out[i] = static_cast<double>(logits[i]) - lz;
+  return out;
+}
+
+// KL(p || q) from log-probabilities; exactly 0 when they are equal.
+double kl_divergence(const std::vector<double>& lp, const std::vector<double>& lq) {
+  double kl = 0;
+  for (std::size_t i = 0; i < lp.size(); ++i) kl += std::exp(lp[i]) * (lp[i] - lq[i]);
+  return std::max(0.0, kl);
+}
+
+struct SequenceResult {
+  double kl_sum = 0, kl_max = 0, kl32_sum = 0, kl32_max = 0;
+  std::int64_t positions = 0, agree = 0;
+  double nll_full = 0, nll_plan = 0, nll_fp32 = 0;
+  std::int64_t targets = 0;
+  std::int64_t bytes_full = 0, bytes_plan = 0, bytes_fp32 = 0;
+};
+
+SequenceResult run_sequence(const model::Model& model, const ir::Module& baseline, const ir::Module& plan,
+                            const std::vector<int>& tokens, int prompt) {
+  const model::CacheShape shape = model::ForwardPass::cache_shape(model.config);
+  model::FullKVCache fp32_cache(shape);
+  PlanKVCache full_cache(baseline, shape), plan_cache(plan, shape);
+  model::ForwardPass fp32(model, fp32_cache), full(model, full_cache), planned(model, plan_cache);
+  const std::vector<int> head(tokens.begin(), tokens.begin() + prompt);
+  fp32.prefill(head);
+  full.prefill(head);
+  planned.prefill(head);
+  SequenceResult r;
+  const int length = static_cast<int>(tokens.size());
+  for (int t = prompt; t < length; ++t) {
+    const std::vector<double> l32 = log_probs(fp32.forward(tokens[t], t));
+    const std::vector<float>& full_logits = full.forward(tokens[t], t);
+    const int full_top = model::Sampler::argmax(full_logits);
+    const std::vector<double> lf = log_probs(full_logits);
+    const std::vector<float>& plan_logits = planned.forward(tokens[t], t);
+    const int plan_top = model::Sampler::argmax(plan_logits);
+    const std::vector<double> lp = log_probs(plan_logits);
+    const double kl = kl_divergence(lf, lp), kl32 = kl_divergence(l32, lf);
+    r.kl_sum += kl;
+    r.kl_max = std::max(r.kl_max, kl);
+    r.kl32_sum += kl32;
+    r.kl32_max = std::max(r.kl32_max, kl32);
+    r.agree += full_top == plan_top;
+    ++r.positions;
+    if (t + 1 < length) {
+      r.nll_fp32 -= l32[tokens[t + 1]];
+      r.nll_full -= lf[tokens[t + 1]];
+      r.nll_plan -= lp[tokens[t + 1]];
+      ++r.targets;
+    }
+  }
+  r.bytes_fp32 = fp32_cache.bytes();
+  r.bytes_full = full_cache.bytes();
+  r.bytes_plan = plan_cache.bytes();
+  return r;
+}
+
+}  // namespace
+
+EvalReport evaluate_plan(const model::Model& model, const ir::Module& plan_in, const EvalOptions& o,
+                         const std::string& plan_origin) {
+  const model::CacheShape shape = model::ForwardPass::cache_shape(model.config);
+  check_plan_matches_model(plan_in, shape, plan_origin);
+  if (o.sequences <= 0) throw Error({}, "--sequences", "must be positive");
+  if (o.length < 2) throw Error({}, "--length", "must be at least 2 tokens");
+  if (model.config.context > 0 && o.length > model.config.context)
+    throw Error({}, "--length",
+                std::to_string(o.length) + " tokens exceed the model's context of " + std::to_string(model.config.context));
+  const int prompt = o.prompt > 0 ? o.prompt : o.length / 2;
+  if (prompt < 1 || prompt >= o.length) throw Error({}, "--prompt", "must lie in [1, length)");
+
+  ir::Module plan = plan_in;
+  plan.workload.context = o.length;
+  plan.workload.batch = 1;
+  plan.workload.generate = o.length - prompt;
+  const ir::Module baseline = ir::make_uncompressed_module(plan.model, plan.workload, 0);
+
+  std::vector<std::vector<int>> inputs;
+  if (!o.token_file.empty()) inputs = read_token_file(o.token_file, o.sequences, o.length, model.config.vocab);
+  std::vector<SequenceResult> results(o.sequences);
+  std::atomic<int> next{0}, done{0};
+  std::atomic<bool> failed{false};
+  std::mutex mutex;
+  std::exception_ptr failure;
+  auto worker = [&] {
+    try {
+      for (int i; (i = next++) < o.sequences;) {
+        if (failed) return;
+        const std::vector<int> tokens =
+            inputs.empty() ? model::generate_sequence(model, o.seed + static_cast<std::uint64_t>(i), o.length, 1.0f)
+                           : inputs[i];
+        results[i] = run_sequence(model, baseline, plan, tokens, prompt);
+        const int finished = ++done;
+        if (o.progress) {
+          std::lock_guard lock(mutex);
+          *o.progress << "kvc eval: sequence " << finished << "/" << o.sequences << " done\n";
+        }
+      }
+    } catch (...) {
+      std::lock_guard lock(mutex);
+      if (!failure) failure = std::current_exception();
+      failed = true;
+    }
+  };
+  const int threads =
+      std::clamp(o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency()), 1, o.sequences);
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; ++t) pool.emplace_back(worker);
+  worker();
+  for (auto& t : pool) t.join();
+  if (failure) std::rethrow_exception(failure);
+
+  EvalReport rep;
+  rep.sequences = o.sequences;
+  rep.length = o.length;
+  rep.prompt = prompt;
+  double kl = 0, kl32 = 0, nf = 0, np = 0, n32 = 0;
+  std::int64_t agree = 0, targets = 0;
+  for (const SequenceResult& r : results) {  // in sequence order: deterministic sums
+    kl += r.kl_sum;
+    kl32 += r.kl32_sum;
+    rep.kl_max = std::max(rep.kl_max, r.kl_max);
+    rep.kl_fp16_vs_fp32_max = std::max(rep.kl_fp16_vs_fp32_max, r.kl32_max);
+    agree += r.agree;
+    rep.positions += r.positions;
+    nf += r.nll_full;
+    np += r.nll_plan;
+    n32 += r.nll_fp32;
+    targets += r.targets;
+    rep.bytes_full = std::max(rep.bytes_full, r.bytes_full);
+    rep.bytes_plan = std::max(rep.bytes_plan, r.bytes_plan);
+    rep.bytes_fp32 = std::max(rep.bytes_fp32, r.bytes_fp32);
+  }
+  const double n = static_cast<double>(rep.positions);
+  rep.kl_mean = kl / n;
+  rep.kl_fp16_vs_fp32 = kl32 / n;
+  rep.top1_agreement = static_cast<double>(agree) / n;
+  const double nt = std::max<double>(1.0, static_cast<double>(targets));
+  rep.ppl_full = std::exp(nf / nt);
+  rep.ppl_plan = std::exp(np / nt);
+  rep.ppl_fp32 = std::exp(n32 / nt);
+  return rep;
+}
+
+}  // namespace kvc::calibration

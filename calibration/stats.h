@@ -1,0 +1,118 @@
+#pragma once
+// Calibration statistics: what `kvc calibrate` measures on a real model so that the
+// search passes (kvtuner, prefixkv, cake, xkv, legalize) can run offline, without
+// the model. algorithms.md §14 lists what each pass needs; this is kvc's subset.
+//
+// A CalibrationStats is metadata (the model shape it was measured on and how it was
+// measured) plus named fp32 tensors. Every tensor kvc writes is listed below with
+// its shape; L = layers, H = kv_heads, d = head_dim, D = kv_heads * head_dim,
+// N = sequences, B = |bits| (bits = {2, 3, 4, 8}), R = |keep ratios|,
+// F = prefix_points. "P" marks per-sequence values kept so passes can average or
+// take quantiles themselves.
+//
+// Quantities are measured per sequence on its tokens' post-RoPE keys K, values V and
+// queries Q (the model's cache only ever sees post-RoPE keys). The first `prompt`
+// tokens of each sequence play the prompt, the remaining `decode` tokens the decoded
+// continuation; "decode queries" are the queries of those positions, each attending
+// causally (to every token up to and including itself). A "relative output error"
+// is ||o - o^|| / ||o|| of one query head's attention output, where o attends over
+// the fp16-rounded keys and values (what an uncompressed cache stores) and o^ over
+// the compressed ones, averaged over the decode queries and the query heads of a KV
+// head.
+//
+// B. Tensor distributions
+//   key_channel_min, key_channel_max,
+//   key_channel_mean, key_channel_var   [L][H][d]  over all tokens of all sequences
+//   key_outlier_ratio                   [L][H]     max channel range / median channel range
+//   value_outlier_ratio                 [L][H]     same for the value channels
+//   value_token_range_mean, _p50, _p99, _max [L][H]  per-token range (max - min over the
+//                                                  head's d channels), over all tokens
+//   value_token_absmax_mean, _max       [L][H]     per-token max |v|
+// C. Quantization sensitivity (KVTuner, per-channel K / per-token V, KIVI format)
+//   Keys of the prompt's whole blocks of `quant_token_group` tokens are encoded per
+//   channel, values per token with groups of `quant_channel_group` channels, with the
+//   reference block encoder (backends/reference/quantize.h), and decoded back; the
+//   rest (decode tokens, a partial last block) stay fp16 like a cache's residual tail.
+//   quant_output_error     [N][L][H][B][B]  P: relative output error, [.. kbits][vbits]
+//   quant_output_error_mean, _p90 [L][H][B][B]  over sequences
+//   quant_key_error, quant_value_error [L][H][B]  mean over sequences of ||K - K^|| / ||K||
+// D. Retention (kept prompt tokens; decode tokens are always kept)
+//   retention_output_error [N][L][H][P=3][R]  P: relative output error of each policy
+//     (0 StreamingLLM: `sink` first + most recent; 1 H2O: the newest half of the budget
+//     + the highest accumulated prefill attention; 2 SnapKV: the newest
+//     `snapkv_window` + the highest scores of those window queries, max-pooled over
+//     `snapkv_pool` neighbours) at keep = max(1, round(ratio * prompt)) prompt tokens
+//   retention_output_error_mean, _p90 [L][H][3][R]
+//   prefix_curve           [N][L][F]  P: PrefixKV F_l(k): share of the head-averaged
+//     prefill attention mass (column sums over all prompt queries) held by the top k
+//     prompt tokens, at k = ceil(prompt * i / F), i = 1..F (monotone, ends at 1)
+//   prefix_curve_mean      [L][F]
+//   cake_entropy, cake_variance [N][L][H]  P: CAKE H (summed row entropy) and V (summed
+//     per-key variance across the window queries) of the last `cake_window` prompt
+//     queries over the non-window prompt keys, summed over the KV head's query heads
+//   cake_entropy_mean, cake_variance_mean [L][H]
+// E. Low rank (xKV): for groups of s = 1..max_group adjacent layers, starting at layer l,
+//   the Gram matrix of the concatenated keys [tokens][s*D] over all tokens of all
+//   sequences, and its eigenvalues (= squared singular values), descending:
+//   key_spectrum_g<s>      [L-s+1][s*D]     (clamped at 0)
+//   key_rank_error_g<s>    [L-s+1][s*D+1]   relative Frobenius error of the best rank-r
+//     approximation, sqrt(sum_{i>=r} lambda_i / sum lambda), r = 0..s*D
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "ir/plan.h"
+
+namespace kvc::calibration {
+
+// How a stats file was measured (the JSON header's "calibration" object).
+struct StatsMeta {
+  ir::ModelShape model;          // name, layers, q_heads, kv_heads, head_dim, rope_theta
+  std::string source;            // "sampled (temperature 1)" or the token file's path
+  int sequences = 0;
+  int length = 0;                // tokens per sequence
+  int prompt = 0;                // of those, the prompt
+  int decode = 0;                // and the decoded continuation
+  std::uint64_t seed = 0;
+  std::vector<int> bits;         // candidate bits for K and for V
+  int quant_token_group = 32;    // per-channel key group (tokens)
+  int quant_channel_group = 32;  // per-token value group (channels)
+  std::vector<double> keep_ratios;
+  int sink = 4;                  // StreamingLLM sink tokens
+  int snapkv_window = 8;
+  int snapkv_pool = 7;
+  int cake_window = 32;
+  int prefix_points = 64;
+  int max_group = 4;             // xKV: largest group of adjacent layers
+  bool operator==(const StatsMeta&) const = default;
+};
+
+struct StatsTensor {
+  std::vector<std::int64_t> shape;
+  std::vector<float> data;  // row-major, product(shape) elements
+  bool operator==(const StatsTensor&) const = default;
+};
+
+struct CalibrationStats {
+  StatsMeta meta;
+  std::map<std::string, StatsTensor> tensors;
+
+  // The tensor `name`; throws kvc::Error when it is absent or its shape differs.
+  const StatsTensor& tensor(const std::string& name, const std::vector<std::int64_t>& shape) const;
+  bool operator==(const CalibrationStats&) const = default;
+};
+
+// The shapes the class comment lists, for these metadata (name -> shape).
+std::map<std::string, std::vector<std::int64_t>> expected_tensor_shapes(const StatsMeta& meta);
+
+// Throws kvc::Error unless every expected tensor is present with its shape and the
+// metadata are self-consistent.
+void validate_stats(const CalibrationStats& stats, const std::string& origin);
+
+// Throws kvc::Error ("stats file X was measured on ... but the model is ...") unless
+// the stats were measured on a model of this shape (layers, heads, head_dim; the
+// name and rope_theta are not compared: a converted file may rename the model).
+void check_stats_match_model(const CalibrationStats& stats, const ir::ModelShape& model, const std::string& origin);
+
+}  // namespace kvc::calibration

@@ -1,0 +1,107 @@
+// `kvc eval --model M --plan P|--spec S`: KL, top-1 agreement, perplexity and bytes
+// of a plan's cache against the uncompressed cache (calibration/evaluate.h).
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "calibration/evaluate.h"
+#include "calibration_commands.h"
+#include "frontend/spec.h"
+#include "ir/parser.h"
+#include "model/model.h"
+#include "passes/pass_manager.h"
+#include "support/diagnostics.h"
+
+namespace kvc::cli {
+namespace {
+
+struct EvalCommandOptions {
+  std::string model;
+  std::string plan;
+  std::string spec;
+  bool json = false;
+  calibration::EvalOptions run;
+};
+
+ir::Module module_from_spec(const std::string& path) {
+  const frontend::Spec spec = frontend::load_spec(path);
+  ir::Module module = spec.to_module();
+  passes::PassContext ctx;
+  ctx.search = spec.search;
+  ctx.calibration_stats = spec.calibration_stats;
+  const std::string pipeline = !spec.search.pipeline.empty() ? spec.search.pipeline : passes::default_pipeline(ctx);
+  passes::PassManager pm(passes::parse_pipeline(pipeline));
+  pm.run(module, ctx);
+  return module;
+}
+
+int eval(EvalCommandOptions& o) {
+  const model::Model m = model::Model::load(o.model);
+  const std::string origin = o.plan.empty() ? o.spec : o.plan;
+  const ir::Module plan = o.plan.empty() ? module_from_spec(o.spec) : ir::read_module_file(o.plan);
+  o.run.progress = &std::cerr;
+  const calibration::EvalReport r = calibration::evaluate_plan(m, plan, o.run, origin);
+  if (o.json) {
+    nlohmann::json j{{"model", o.model},
+                     {"plan", origin},
+                     {"sequences", r.sequences},
+                     {"length", r.length},
+                     {"prompt", r.prompt},
+                     {"seed", o.run.seed},
+                     {"positions", r.positions},
+                     {"kl_mean", r.kl_mean},
+                     {"kl_max", r.kl_max},
+                     {"top1_agreement", r.top1_agreement},
+                     {"ppl_full", r.ppl_full},
+                     {"ppl_plan", r.ppl_plan},
+                     {"ppl_fp32", r.ppl_fp32},
+                     {"bytes_full", r.bytes_full},
+                     {"bytes_plan", r.bytes_plan},
+                     {"bytes_fp32", r.bytes_fp32},
+                     {"kl_fp16_vs_fp32", r.kl_fp16_vs_fp32},
+                     {"kl_fp16_vs_fp32_max", r.kl_fp16_vs_fp32_max}};
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << "plan " << origin << " on " << o.model << ": " << r.sequences << " sequences x " << r.length
+            << " tokens (prompt " << r.prompt << ", " << r.positions << " decoded positions compared)\n";
+  std::cout << "  KL(full || plan)     mean " << r.kl_mean << "  max " << r.kl_max << "\n";
+  std::cout << "  top-1 agreement      " << r.top1_agreement << "\n";
+  std::cout << "  perplexity           full " << r.ppl_full << "  plan " << r.ppl_plan << "  (fp32 " << r.ppl_fp32
+            << ")\n";
+  std::cout << "  cache bytes/sequence full " << r.bytes_full << "  plan " << r.bytes_plan << "  ("
+            << (r.bytes_plan > 0 ? static_cast<double>(r.bytes_full) / static_cast<double>(r.bytes_plan) : 0.0)
+            << "x smaller; fp32 " << r.bytes_fp32 << ")\n";
+  std::cout << "  KL(fp32 || full fp16) mean " << r.kl_fp16_vs_fp32 << "  max " << r.kl_fp16_vs_fp32_max
+            << "  (what storing fp16 costs; 'full' is the fp16 cache)\n";
+  return 0;
+}
+
+}  // namespace
+
+CommandRunner add_eval_command(CLI::App& app) {
+  auto o = std::make_shared<EvalCommandOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "eval",
+      "Run a model with the uncompressed (fp16) cache and with a plan's cache on the same sequences; report the KL "
+      "divergence of next-token distributions, top-1 agreement, perplexity and cache bytes");
+  cmd->add_option("--model", o->model, "llama2.c checkpoint or GGUF file")->required();
+  auto* plan = cmd->add_option("--plan", o->plan, "A plan in IR text (kvc compile -o DIR writes DIR/plan.kvc)");
+  auto* spec = cmd->add_option("--spec", o->spec, "A YAML spec, compiled with its (or the default) pipeline");
+  plan->excludes(spec);
+  spec->excludes(plan);
+  cmd->add_option("--sequences", o->run.sequences, "Evaluation sequences")->capture_default_str();
+  cmd->add_option("--length", o->run.length, "Tokens per sequence")->capture_default_str();
+  cmd->add_option("--prompt", o->run.prompt, "Prompt tokens, appended as one prefill (default length/2)");
+  cmd->add_option("--seed", o->run.seed, "Sequence i is sampled (temperature 1) with seed + i")->capture_default_str();
+  cmd->add_option("--tokens", o->run.token_file, "Read sequences from this file (one line of token ids each)");
+  cmd->add_option("--threads", o->run.threads, "Worker threads (default: all cores)");
+  cmd->add_flag("--json", o->json,
+                "Print one JSON object: kl_mean, kl_max, top1_agreement, ppl_full, ppl_plan, ppl_fp32, bytes_full, "
+                "bytes_plan, bytes_fp32, kl_fp16_vs_fp32, ...");
+  cmd->callback([o] {
+    if (o->plan.empty() == o->spec.empty()) throw CLI::ValidationError("kvc eval", "give exactly one of --plan or --spec");
+  });
+  return [o] { return eval(*o); };
+}
+
+}  // namespace kvc::cli
