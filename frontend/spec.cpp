@@ -107,9 +107,21 @@ class SpecParser {
     }
     if (docs.empty()) return YAML::Node();
     if (docs.size() > 1)
-      r_.fail(r_.at(docs[1]), "", "the file holds " + std::to_string(docs.size()) +
+      r_.fail(second_document(text, docs[1]), "", "the file holds " + std::to_string(docs.size()) +
                                       " YAML documents (separated by ---); a spec is exactly one");
     return docs[0];
+  }
+
+  // Where the second document starts: its root's mark, or (for an empty
+  // document, which has none) the last `---` line.
+  SourceLocation second_document(const std::string& text, const YAML::Node& doc) const {
+    if (const SourceLocation at = r_.at(doc); at.line > 0) return at;
+    int line = 1, marker = 1;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+      if ((i == 0 || text[i - 1] == '\n') && text.compare(i, 3, "---") == 0) marker = line;
+      if (text[i] == '\n') ++line;
+    }
+    return SourceLocation{r_.file(), marker, 1};
   }
 
   // A path written in the spec, resolved against the spec's folder; it must name a readable file.
@@ -440,7 +452,12 @@ class SpecParser {
     if (b.has("bytes")) {
       field = "budget.bytes";
       const auto text = r_.string(b, "bytes");
-      const auto bytes = parse_byte_size(*text);
+      std::optional<std::int64_t> bytes;
+      try {
+        bytes = parse_byte_size(*text);
+      } catch (const std::exception&) {
+        // parse_byte_size's std::stod throws on numbers beyond double range; that is "not a size" too.
+      }
       if (!bytes)
         r_.fail(r_.value_location(b, "bytes"), field,
                 "'" + *text + "' is not a size: write a whole number of bytes or a number with a unit "

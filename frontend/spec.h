@@ -15,10 +15,10 @@ namespace kvc::frontend {
 
 // search.precision: which pass picks K/V bits, and the format options it uses.
 struct PrecisionSearch {
-  std::string method = "uniform";     // uniform | kvtuner | joint-managed ("none" = fp16)
-  std::vector<std::string> candidates;  // e.g. K8V8, K4V2 ("K<bits>V<bits>"), validated
-  int group = 32;                       // quantization group size (32, 64 or 128; smaller allowed for tiny heads)
-  int residual = 128;                   // fp16 residual window, tokens
+  std::string method = "uniform";     // none (fp16) | uniform | kvtuner
+  std::vector<std::string> candidates;  // e.g. K8V8, K4V2 ("K<bits>V<bits>"), validated; empty = the pass's ladder
+  int group = 32;                       // 8, 16, 32, 64 or 128; values use value_group(group, head_dim) (spec_limits.h)
+  int residual = 128;                   // fp16 residual window, tokens; a multiple of group
 };
 
 // search.retention: which pass picks kept tokens per layer, and the runtime policy.
@@ -65,8 +65,10 @@ struct Spec {
   SearchOptions search;
   TargetOptions target;
 
-  // Where each field was written: "budget.bytes" -> file:line:col. Later stages
-  // use it to point at the field their error is about.
+  // Where each field was written: "budget.bytes" -> file:line:col (leaf fields at
+  // their value, sections and list items at their key or item). Later stages use
+  // it to point at the field their error is about; location_of() falls back to the
+  // closest enclosing field that was written, then to the file alone.
   std::map<std::string, SourceLocation> locations;
   SourceLocation location_of(const std::string& field) const;
 
@@ -76,7 +78,9 @@ struct Spec {
 };
 
 // Reads and validates a spec file. Relative paths inside it (model.from,
-// calibration.stats) are resolved against the spec's folder.
+// calibration.stats) are resolved against the spec's folder. Shape fields written
+// beside model.from must agree with the file; name and cache_dtype override it.
+// The budget is checked against ir::smallest_plan (frontend/spec_limits.h).
 Spec load_spec(const std::string& path);
 // Same, from text already in memory; `path` is used in messages and to resolve paths.
 Spec parse_spec(const std::string& text, const std::string& path);

@@ -76,18 +76,20 @@ Map Reader::map(const YAML::Node& node, const std::string& path, const SourceLoc
   // `section:` with nothing after it reads as an empty mapping: every field keeps its default.
   if (!node.IsDefined() || node.IsNull()) return m;
   if (!node.IsMap()) {
+    const SourceLocation node_at = at(node).line > 0 ? at(node) : where;
     const std::string what = path.empty() ? "the spec" : "'" + path + "'";
-    fail(at(node), path, "expected " + what + " to be a mapping of fields (key: value lines), got " + describe(node));
+    fail(node_at, path, "expected " + what + " to be a mapping of fields (key: value lines), got " + describe(node));
   }
   for (auto it = node.begin(); it != node.end(); ++it) {
     // Copies: the iterator's pair is a temporary, and Nodes are cheap handles.
     const YAML::Node key = it->first;
     const YAML::Node value = it->second;
-    if (!key.IsScalar()) fail(at(key), path, std::string("a key must be a plain name, got ") + describe(key));
+    const SourceLocation key_at = at(key).line > 0 ? at(key) : where;  // a null key has no mark
+    if (!key.IsScalar()) fail(key_at, path, std::string("a key must be a plain name, got ") + describe(key));
     const std::string name = key.Scalar();
     const std::string field = m.child(name);
     if (const Map::Entry* first = m.find(name)) {
-      fail(at(key), field,
+      fail(key_at, field,
            "duplicate key '" + name + "' (first written at line " + std::to_string(at(first->key_node).line) + ")");
     }
     bool is_known = false;
@@ -96,7 +98,7 @@ Map Reader::map(const YAML::Node& node, const std::string& path, const SourceLoc
       std::string msg = "unknown key '" + name + "'";
       if (auto near = closest_match(name, known)) msg += "; did you mean '" + *near + "'?";
       msg += " (" + (path.empty() ? std::string("top-level") : "'" + path + "'") + " keys: " + join(known) + ")";
-      fail(at(key), field, msg);
+      fail(key_at, field, msg);
     }
     m.entries_.push_back(Map::Entry{name, key, value});
   }
