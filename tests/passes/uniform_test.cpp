@@ -34,8 +34,9 @@ TEST(Uniform, Fp16WhenTheBudgetAllowsIt) {
 }
 
 TEST(Uniform, PicksTheMostPreciseFormatThatFits) {
-  // 4 GiB of a 16 GiB fp16 cache: K8V8 (9 bits/elem + residual) does not fit, K4V4 (5 bits) does.
-  ir::Module m = llama8b(4LL << 30);
+  // 6 GiB of a 16 GiB fp16 cache: K8V4 (7 bits/elem with scales) does not fit, K4V4 (5 bits
+  // with scales, 5 GiB + 64 MiB of fp16 tail) does.
+  ir::Module m = llama8b(6LL << 30);
   PassContext ctx = context();
   UniformPass("").run(m, ctx);
   ir::verify_or_throw(m);
