@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 
 namespace kvc {
 
@@ -46,7 +47,9 @@ std::optional<std::int64_t> parse_byte_size(std::string_view text) {
     ++i;
   }
   if (!seen_digit) return std::nullopt;
-  const double value = std::stod(std::string(text.substr(num_start, i - num_start)));
+  // strtod, not stod: a number too long for a double must be a clean "no", not an exception.
+  const std::string number(text.substr(num_start, i - num_start));
+  const double value = std::strtod(number.c_str(), nullptr);
   while (i < text.size() && std::isspace(static_cast<unsigned char>(text[i]))) ++i;
   std::string unit(text.substr(i));
   while (!unit.empty() && std::isspace(static_cast<unsigned char>(unit.back()))) unit.pop_back();

@@ -14,6 +14,7 @@ TEST(Text, ByteSizes) {
   EXPECT_FALSE(parse_byte_size("-1GiB"));
   EXPECT_FALSE(parse_byte_size("GiB"));
   EXPECT_FALSE(parse_byte_size("0.3B"));
+  EXPECT_FALSE(parse_byte_size(std::string(400, '9') + "GiB"));
 }
 
 TEST(Text, ClosestMatch) {
