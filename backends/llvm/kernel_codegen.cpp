@@ -1,0 +1,630 @@
+#include "backends/llvm/kernel_codegen.h"
+
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include <llvm/IR/Constants.h>
+#include <llvm/IR/Function.h>
+#include <llvm/IR/IRBuilder.h>
+#include <llvm/IR/Intrinsics.h>
+#include <llvm/IR/Metadata.h>
+#include <llvm/IR/Module.h>
+
+#include "ir/layout.h"
+#include "support/diagnostics.h"
+
+namespace kvc::llvm_backend {
+namespace {
+
+using llvm::BasicBlock;
+using llvm::Function;
+using llvm::Type;
+using llvm::Value;
+using ir::QuantFormat;
+
+// Tokens of fp16 / per-token data handled per softmax update when each main block
+// holds one token (B = 1) and in the tail: enough that the exp and the rescale
+// of the accumulators are amortised, few enough that the chunk stays in L1.
+constexpr int kChunkTokens = 32;
+
+int largest_pow2_lanes(int limit, int must_divide) {
+  int w = 1;
+  while (w * 2 <= limit && must_divide % (w * 2) == 0) w *= 2;
+  return w;
+}
+
+// Field indices of kvc_attend_args (backends/kernel_abi.h).
+enum ArgField { kBlocks, kNBlocks, kTailK, kTailV, kNTail, kQ, kBasis, kOut, kProbs };
+
+class KernelGen {
+ public:
+  KernelGen(llvm::Module& m, const ir::KernelSpec& s)
+      : ctx_(m.getContext()), mod_(m), s_(s), b_(ctx_) {
+    f32_ = b_.getFloatTy();
+    f16_ = b_.getHalfTy();
+    i8_ = b_.getInt8Ty();
+    i16_ = b_.getInt16Ty();
+    i32_ = b_.getInt32Ty();
+    i64_ = b_.getInt64Ty();
+    ptr_ = b_.getPtrTy();
+    args_ty_ = llvm::StructType::get(ctx_, {ptr_, i64_, ptr_, ptr_, i64_, ptr_, ptr_, ptr_, ptr_});
+    w_ = s.isa == ir::KernelIsa::Avx512 ? 16 : s.isa == ir::KernelIsa::Avx2 ? 8 : 1;
+    d_ = s.head_dim;
+    kd_ = s.key_dims;
+    g_ = s.g;
+    bt_ = s.token_block;
+    sbuf_stride_ = round_up(std::max(bt_, kChunkTokens), w_);
+    llvm::FastMathFlags fmf;
+    fmf.setAllowContract(true);
+    fmf.setAllowReassoc(true);
+    b_.setFastMathFlags(fmf);
+  }
+
+  // The attention pass itself, in one internal function that both entries call
+  // (one copy of the code keeps compile time down):
+  //   body(args, b0, b1, with_tail, state = m[g] l[g] acc[g][d], probs or null).
+  Function* emit_body(const std::string& name) {
+    Function* f = make_function(name, {ptr_, i64_, i64_, i32_, ptr_, ptr_});
+    f->setLinkage(Function::InternalLinkage);
+    f->addFnAttr(llvm::Attribute::NoInline);
+    Value* args = f->getArg(0);
+    setup(args);
+    Value* state = f->getArg(4);
+    Value* m = state;
+    Value* l = gep_f(state, c64(g_));
+    Value* acc = gep_f(state, c64(2 * g_));
+    init_state(m, l, acc);
+    Value* with_tail = b_.CreateICmpNE(f->getArg(3), b_.getInt32(0));
+    attend_range(args, f->getArg(1), f->getArg(2), with_tail, m, l, acc, f->getArg(5));
+    b_.CreateRetVoid();
+    return f;
+  }
+
+  void emit_partial(const std::string& name, Function* body) {
+    Function* f = make_function(name, {ptr_, i64_, i64_, i32_, ptr_});
+    b_.CreateCall(body, {f->getArg(0), f->getArg(1), f->getArg(2), f->getArg(3), f->getArg(4),
+                         llvm::ConstantPointerNull::get(llvm::PointerType::get(ctx_, 0))});
+    b_.CreateRetVoid();
+  }
+
+  void emit_full(const std::string& name, Function* body) {
+    Function* f = make_function(name, {ptr_});
+    Value* args = f->getArg(0);
+    Value* state = alloca_f(static_cast<std::int64_t>(g_) * (d_ + 2), "state");
+    Value* m = state;
+    Value* l = gep_f(state, c64(g_));
+    Value* acc = gep_f(state, c64(2 * g_));
+    Value* probs = field(args, kProbs);
+    Value* n_blocks = field(args, kNBlocks);
+    b_.CreateCall(body, {args, c64(0), n_blocks, b_.getInt32(1), state, probs});
+    // out = acc / l; a call with no tokens leaves l = 0 and writes zeros.
+    Value* out = field(args, kOut);
+    const int cw = largest_pow2_lanes(w_, d_);
+    loop(c64(0), c64(g_), 1, [&](Value* h) {
+      Value* lh = load_f(gep_f(l, h));
+      Value* inv = b_.CreateSelect(b_.CreateFCmpOGT(lh, cf(0)), b_.CreateFDiv(cf(1), lh), cf(0));
+      Value* row = b_.CreateMul(h, c64(d_));
+      loop(c64(0), c64(d_), cw, [&](Value* c) {
+        Value* v = load_v(gep_f(acc, add(c, row)), cw);
+        store_v(b_.CreateFMul(v, splat(inv, cw)), gep_f(out, add(c, row)));
+      });
+    });
+    // probs held the raw scaled scores; turn them into softmax weights now that max and sum are final.
+    if_nonnull(probs, [&] {
+      Value* total = add(b_.CreateMul(n_blocks, c64(bt_)), field(args, kNTail));
+      loop(c64(0), c64(g_), 1, [&](Value* h) {
+        Value* mh = load_f(gep_f(m, h));
+        Value* inv = b_.CreateFDiv(cf(1), load_f(gep_f(l, h)));
+        Value* row = gep_f(probs, b_.CreateMul(total, h));
+        loop(c64(0), total, 1, [&](Value* t) {
+          Value* p = gep_f(row, t);
+          store_f(b_.CreateFMul(exp_v(b_.CreateFSub(load_f(p), mh)), inv), p);
+        });
+      });
+    });
+    b_.CreateRetVoid();
+  }
+
+ private:
+  static int round_up(int x, int m) { return (x + m - 1) / m * m; }
+
+  // ---- small IR helpers ----------------------------------------------------
+  llvm::Constant* c64(std::int64_t v) { return b_.getInt64(static_cast<std::uint64_t>(v)); }
+  llvm::Constant* cf(double v) { return llvm::ConstantFP::get(f32_, v); }
+  Value* add(Value* a, Value* c) { return b_.CreateAdd(a, c); }
+  Value* gep_f(Value* p, Value* i) { return b_.CreateGEP(f32_, p, i); }
+  Value* gep_b(Value* p, Value* i) { return b_.CreateGEP(i8_, p, i); }
+  Value* m_at(Value* p, int h) { return gep_f(p, c64(h)); }
+  Value* load_f(Value* p) { return b_.CreateAlignedLoad(f32_, p, llvm::Align(4)); }
+  void store_f(Value* v, Value* p) { b_.CreateAlignedStore(v, p, llvm::Align(4)); }
+  llvm::FixedVectorType* vf(int n) { return llvm::FixedVectorType::get(f32_, static_cast<unsigned>(n)); }
+  Value* load_v(Value* p, int n) { return b_.CreateAlignedLoad(vf(n), p, llvm::Align(4)); }
+  void store_v(Value* v, Value* p) { b_.CreateAlignedStore(v, p, llvm::Align(4)); }
+  Value* splat(Value* s, int n) { return b_.CreateVectorSplat(static_cast<unsigned>(n), s); }
+  Value* load_half(Value* p) { return b_.CreateFPExt(b_.CreateAlignedLoad(f16_, p, llvm::Align(2)), f32_); }
+  Value* load_half_v(Value* p, int n) {
+    auto* t = llvm::FixedVectorType::get(f16_, static_cast<unsigned>(n));
+    return b_.CreateFPExt(b_.CreateAlignedLoad(t, p, llvm::Align(2)), vf(n));
+  }
+  Value* fma(Value* a, Value* x, Value* y) {
+    return b_.CreateIntrinsic(llvm::Intrinsic::fmuladd, {a->getType()}, {a, x, y});
+  }
+  Value* reduce_add(Value* v) { return b_.CreateFAddReduce(cf(0), v); }
+  Value* reduce_max(Value* v) { return b_.CreateFPMaxReduce(v); }
+  Value* fmax(Value* a, Value* x) { return b_.CreateMaxNum(a, x); }
+  Value* field(Value* args, ArgField f) {
+    Value* p = b_.CreateStructGEP(args_ty_, args, static_cast<unsigned>(f));
+    Type* t = (f == kNBlocks || f == kNTail) ? static_cast<Type*>(i64_) : static_cast<Type*>(ptr_);
+    return b_.CreateAlignedLoad(t, p, llvm::Align(8));
+  }
+  Value* alloca_f(std::int64_t n, const char* name) {
+    llvm::IRBuilderBase::InsertPointGuard guard(b_);
+    BasicBlock& entry = b_.GetInsertBlock()->getParent()->getEntryBlock();
+    b_.SetInsertPoint(&entry, entry.begin());
+    auto* a = b_.CreateAlloca(f32_, c64(n), name);
+    a->setAlignment(llvm::Align(64));
+    return a;
+  }
+  // A vector (or scalar) variable that SROA/mem2reg turn into registers.
+  Value* var(Type* t, const char* name) {
+    llvm::IRBuilderBase::InsertPointGuard guard(b_);
+    BasicBlock& entry = b_.GetInsertBlock()->getParent()->getEntryBlock();
+    b_.SetInsertPoint(&entry, entry.begin());
+    return b_.CreateAlloca(t, nullptr, name);
+  }
+  Value* get(Value* var, Type* t) { return b_.CreateLoad(t, var); }
+  void set(Value* var, Value* v) { b_.CreateStore(v, var); }
+
+  Function* make_function(const std::string& name, std::vector<Type*> params) {
+    auto* ft = llvm::FunctionType::get(b_.getVoidTy(), params, false);
+    Function* f = Function::Create(ft, Function::ExternalLinkage, name, mod_);
+    f->addFnAttr(llvm::Attribute::NoUnwind);
+    for (unsigned i = 0; i < f->arg_size(); ++i)
+      if (params[i]->isPointerTy()) f->addParamAttr(i, llvm::Attribute::NoAlias);
+    b_.SetInsertPoint(BasicBlock::Create(ctx_, "entry", f));
+    return f;
+  }
+
+  // for (iv = begin; iv < end; iv += step) body(iv). The code is vectorised by
+  // construction, so loops carry metadata that keeps the vectoriser off them and
+  // bounds unrolling (`unroll` copies; 1 = none): full unrolling of the constant
+  // trip counts would multiply compile time for little speed.
+  void loop(Value* begin, Value* end, std::int64_t step, const std::function<void(Value*)>& body,
+            int unroll = 1) {
+    Function* f = b_.GetInsertBlock()->getParent();
+    BasicBlock* pre = b_.GetInsertBlock();
+    BasicBlock* head = BasicBlock::Create(ctx_, "loop", f);
+    BasicBlock* inner = BasicBlock::Create(ctx_, "body", f);
+    BasicBlock* exit = BasicBlock::Create(ctx_, "exit", f);
+    b_.CreateBr(head);
+    b_.SetInsertPoint(head);
+    llvm::PHINode* iv = b_.CreatePHI(i64_, 2);
+    iv->addIncoming(begin, pre);
+    b_.CreateCondBr(b_.CreateICmpSLT(iv, end), inner, exit);
+    b_.SetInsertPoint(inner);
+    body(iv);
+    iv->addIncoming(b_.CreateAdd(iv, c64(step)), b_.GetInsertBlock());
+    llvm::BranchInst* back = b_.CreateBr(head);
+    back->setMetadata(llvm::LLVMContext::MD_loop, loop_metadata(unroll));
+    b_.SetInsertPoint(exit);
+  }
+
+  llvm::MDNode* loop_metadata(int unroll) {
+    auto* md_false = llvm::ConstantAsMetadata::get(b_.getFalse());
+    std::vector<llvm::Metadata*> ops{nullptr};
+    ops.push_back(llvm::MDNode::get(ctx_, {llvm::MDString::get(ctx_, "llvm.loop.vectorize.enable"), md_false}));
+    if (unroll <= 1) {
+      ops.push_back(llvm::MDNode::get(ctx_, {llvm::MDString::get(ctx_, "llvm.loop.unroll.disable")}));
+    } else {
+      ops.push_back(llvm::MDNode::get(ctx_, {llvm::MDString::get(ctx_, "llvm.loop.unroll.count"),
+                                             llvm::ConstantAsMetadata::get(b_.getInt32(static_cast<std::uint32_t>(unroll)))}));
+    }
+    llvm::MDNode* node = llvm::MDNode::getDistinct(ctx_, ops);
+    node->replaceOperandWith(0, node);
+    return node;
+  }
+
+  void if_true(Value* cond, const std::function<void()>& then) {
+    Function* f = b_.GetInsertBlock()->getParent();
+    BasicBlock* yes = BasicBlock::Create(ctx_, "then", f);
+    BasicBlock* done = BasicBlock::Create(ctx_, "endif", f);
+    b_.CreateCondBr(cond, yes, done);
+    b_.SetInsertPoint(yes);
+    then();
+    b_.CreateBr(done);
+    b_.SetInsertPoint(done);
+  }
+  void if_nonnull(Value* p, const std::function<void()>& then) { if_true(b_.CreateIsNotNull(p), then); }
+
+  // exp(x) for a float or float vector: Cephes expf (range reduction by ln 2,
+  // degree-6 polynomial, 2^n by exponent bits), about 1 ulp; exactly 0 below -87.
+  Value* exp_v(Value* x) {
+    Type* t = x->getType();
+    auto c = [&](double v) { return llvm::ConstantFP::get(t, v); };
+    Value* xc = b_.CreateMinNum(b_.CreateMaxNum(x, c(-87.0)), c(88.0));
+    Value* fx = b_.CreateIntrinsic(llvm::Intrinsic::rint, {t}, {b_.CreateFMul(xc, c(1.44269504088896341))});
+    Value* r = fma(fx, c(-0.693359375), xc);
+    r = fma(fx, c(2.12194440e-4), r);
+    Value* p = c(1.9875691500E-4);
+    for (double k : {1.3981999507E-3, 8.3334519073E-3, 4.1665795894E-2, 1.6666665459E-1, 5.0000001201E-1})
+      p = fma(p, r, c(k));
+    Value* r2 = b_.CreateFMul(r, r);
+    p = fma(p, r2, b_.CreateFAdd(r, c(1.0)));
+    Type* it = t->isVectorTy() ? static_cast<Type*>(llvm::VectorType::get(i32_, llvm::cast<llvm::VectorType>(t)))
+                               : static_cast<Type*>(i32_);
+    Value* n = b_.CreateFPToSI(fx, it);
+    Value* bits = b_.CreateShl(b_.CreateAdd(n, llvm::ConstantInt::get(it, 127)), llvm::ConstantInt::get(it, 23));
+    Value* y = b_.CreateFMul(p, b_.CreateBitCast(bits, t));
+    return b_.CreateSelect(b_.CreateFCmpOLT(x, c(-87.0)), c(0.0), y);
+  }
+
+  // `n` packed codes of `bits` bits, the first being code number `first` of a
+  // little-endian bit stream at `base` that is `row_bytes` long, as floats.
+  Value* unpack(Value* base, Value* first, int n, int bits, int row_bytes) {
+    auto* ft = vf(n);
+    if (bits == 8) {
+      auto* t = llvm::FixedVectorType::get(i8_, static_cast<unsigned>(n));
+      return b_.CreateUIToFP(b_.CreateAlignedLoad(t, gep_b(base, first), llvm::Align(1)), ft);
+    }
+    const unsigned mask = (1u << bits) - 1;
+    if (n * bits % 8 == 0) {
+      // `first` is a multiple of n, so the codes start on a byte: load their bytes
+      // and shuffle each code's two bytes into a 16-bit lane, then shift and mask.
+      const int nb = n * bits / 8;
+      Value* byte0 = b_.CreateUDiv(b_.CreateMul(first, c64(bits)), c64(8));
+      auto* bt = llvm::FixedVectorType::get(i8_, static_cast<unsigned>(nb));
+      Value* bytes = b_.CreateAlignedLoad(bt, gep_b(base, byte0), llvm::Align(1));
+      std::vector<int> sh_mask;
+      std::vector<std::uint16_t> shifts;
+      for (int j = 0; j < n; ++j) {
+        const int bit = j * bits;
+        sh_mask.push_back(bit / 8);
+        sh_mask.push_back(bit / 8 + 1 < nb ? bit / 8 + 1 : nb);  // index nb = a zero byte
+        shifts.push_back(static_cast<std::uint16_t>(bit % 8));
+      }
+      Value* pairs = b_.CreateShuffleVector(bytes, llvm::Constant::getNullValue(bt), sh_mask);
+      auto* wt = llvm::FixedVectorType::get(i16_, static_cast<unsigned>(n));
+      Value* words = b_.CreateBitCast(pairs, wt);
+      Value* codes = b_.CreateAnd(b_.CreateLShr(words, llvm::ConstantDataVector::get(ctx_, shifts)),
+                                  b_.CreateVectorSplat(static_cast<unsigned>(n), b_.getInt16(mask)));
+      return b_.CreateUIToFP(codes, ft);
+    }
+    // Codes not starting on a byte (scalar path, 3-bit): two bytes per code, the
+    // second clamped to the row so the last code never reads past it.
+    Value* out = llvm::PoisonValue::get(ft);
+    for (int j = 0; j < n; ++j) {
+      Value* pos = b_.CreateMul(add(first, c64(j)), c64(bits));
+      Value* byte = b_.CreateLShr(pos, c64(3));
+      Value* next = add(byte, c64(1));
+      next = b_.CreateSelect(b_.CreateICmpSLT(next, c64(row_bytes)), next, c64(row_bytes - 1));
+      Value* lo = b_.CreateZExt(b_.CreateLoad(i8_, gep_b(base, byte)), i32_);
+      Value* hi = b_.CreateZExt(b_.CreateLoad(i8_, gep_b(base, next)), i32_);
+      Value* word = b_.CreateOr(lo, b_.CreateShl(hi, b_.getInt32(8)));
+      Value* sh = b_.CreateTrunc(b_.CreateAnd(pos, c64(7)), i32_);
+      Value* code = b_.CreateAnd(b_.CreateLShr(word, sh), b_.getInt32(mask));
+      out = b_.CreateInsertElement(out, b_.CreateUIToFP(code, f32_), b_.getInt64(static_cast<std::uint64_t>(j)));
+    }
+    return out;
+  }
+
+  // ---- formats -------------------------------------------------------------
+  // Bytes of one token in a token-major section (fp16 or per-token codes).
+  static std::int64_t token_bytes(const QuantFormat& f, int dims) { return ir::section_bytes(f, dims, 1); }
+
+  static bool per_channel(const QuantFormat& f) { return f.bits < 16 && f.axis == ir::QuantAxis::PerChannel; }
+
+  // Lanes of a channel chunk of a token-major vector: divides dims and a per-token group.
+  int channel_lanes(const QuantFormat& f, int dims) const {
+    int w = largest_pow2_lanes(w_, dims);
+    if (f.bits < 16) w = largest_pow2_lanes(w, f.group);
+    return w;
+  }
+
+  // Channels [c, c+cw) of a token-major token at `tok` in format f, dequantised.
+  Value* token_chunk(Value* tok, const QuantFormat& f, int dims, Value* c, int cw) {
+    if (f.bits == 16) return load_half_v(b_.CreateGEP(i16_, tok, c), cw);
+    const int groups = dims / f.group;
+    Value* grp = b_.CreateUDiv(c, c64(f.group));
+    Value* s = load_half(b_.CreateGEP(i16_, tok, grp));
+    Value* m = load_half(b_.CreateGEP(i16_, tok, add(grp, c64(groups))));
+    Value* codes = unpack(gep_b(tok, c64(4LL * groups)), c, cw, f.bits, dims * f.bits / 8);
+    return fma(codes, splat(s, cw), splat(m, cw));
+  }
+
+  // ---- the attention pass --------------------------------------------------
+  void setup(Value* args) {
+    // Stack buffers: scaled query, the query keys are dotted with, chunk scores.
+    qs_ = alloca_f(static_cast<std::int64_t>(g_) * d_, "qs");
+    qk_ = s_.lowrank ? alloca_f(static_cast<std::int64_t>(g_) * kd_, "qk") : qs_;
+    sbuf_ = alloca_f(static_cast<std::int64_t>(g_) * sbuf_stride_, "scores");
+    if (per_channel(s_.key)) qsc_ = alloca_f(static_cast<std::int64_t>(g_) * kd_, "q_times_scale");
+    const float scale = 1.0f / std::sqrt(static_cast<float>(d_));
+    Value* q = field(args, kQ);
+    const int cw = largest_pow2_lanes(w_, d_);
+    loop(c64(0), c64(static_cast<std::int64_t>(g_) * d_), cw, [&](Value* i) {
+      store_v(b_.CreateFMul(load_v(gep_f(q, i), cw), splat(cf(scale), cw)), gep_f(qs_, i));
+    });
+    if (s_.lowrank) {
+      // Keys are basis * coefficients, so q.k = (basis^T q) . coefficients.
+      Value* basis = field(args, kBasis);
+      const int rw = largest_pow2_lanes(w_, kd_);
+      loop(c64(0), c64(static_cast<std::int64_t>(g_) * kd_), rw,
+           [&](Value* i) { store_v(llvm::Constant::getNullValue(vf(rw)), gep_f(qk_, i)); });
+      loop(c64(0), c64(d_), 1, [&](Value* c) {
+        Value* row = gep_f(basis, b_.CreateMul(c, c64(kd_)));
+        loop(c64(0), c64(kd_), rw, [&](Value* r) {
+          Value* bv = load_v(gep_f(row, r), rw);
+          for (int h = 0; h < g_; ++h) {
+            Value* qh = load_f(gep_f(qs_, add(c, c64(static_cast<std::int64_t>(h) * d_))));
+            Value* dst = gep_f(qk_, add(r, c64(static_cast<std::int64_t>(h) * kd_)));
+            store_v(fma(splat(qh, rw), bv, load_v(dst, rw)), dst);
+          }
+        });
+      });
+    }
+  }
+
+  void init_state(Value* m, Value* l, Value* acc) {
+    for (int h = 0; h < g_; ++h) {
+      store_f(cf(-std::numeric_limits<float>::infinity()), m_at(m, h));
+      store_f(cf(0), m_at(l, h));
+    }
+    loop(c64(0), c64(static_cast<std::int64_t>(g_) * d_), 1, [&](Value* i) { store_f(cf(0), gep_f(acc, i)); });
+  }
+
+  Value* srow(int h) { return gep_f(sbuf_, c64(static_cast<std::int64_t>(h) * sbuf_stride_)); }
+
+  using TokenPtr = std::function<Value*(Value* i)>;
+
+  // Scores of n token-major keys (dims channels, dotted with `q` [g][dims]) into sbuf.
+  void scores_token_major(const QuantFormat& f, int dims, Value* q, Value* n, const TokenPtr& key) {
+    const int cw = channel_lanes(f, dims);
+    loop(c64(0), n, 1, [&](Value* i) {
+      Value* tok = key(i);
+      std::vector<Value*> acc;
+      for (int h = 0; h < g_; ++h) {
+        acc.push_back(var(vf(cw), "dot"));
+        set(acc[h], llvm::Constant::getNullValue(vf(cw)));
+      }
+      loop(c64(0), c64(dims), cw, [&](Value* c) {
+        Value* k = token_chunk(tok, f, dims, c, cw);
+        for (int h = 0; h < g_; ++h) {
+          Value* qv = load_v(gep_f(q, add(c, c64(static_cast<std::int64_t>(h) * dims))), cw);
+          set(acc[h], fma(qv, k, get(acc[h], vf(cw))));
+        }
+      }, 4);
+      for (int h = 0; h < g_; ++h) store_f(reduce_add(get(acc[h], vf(cw))), gep_f(srow(h), i));
+    });
+  }
+
+  // Scores of the B tokens of a per-channel key section, tokens across lanes:
+  // q.k_t = sum_c (q_c s_c) code_ct + sum_c q_c m_c, so the query is scaled once
+  // per block and dotted with the raw codes.
+  void scores_per_channel(Value* sec) {
+    const QuantFormat& f = s_.key;
+    const int row = bt_ * f.bits / 8;
+    Value* scales = sec;
+    Value* mins = b_.CreateGEP(i16_, sec, c64(kd_));
+    Value* codes = gep_b(sec, c64(4LL * kd_));
+    const int cw = largest_pow2_lanes(w_, kd_);
+    std::vector<Value*> qm;
+    for (int h = 0; h < g_; ++h) {
+      qm.push_back(var(vf(cw), "qm"));
+      set(qm[h], llvm::Constant::getNullValue(vf(cw)));
+    }
+    loop(c64(0), c64(kd_), cw, [&](Value* c) {
+      Value* sv = load_half_v(b_.CreateGEP(i16_, scales, c), cw);
+      Value* mv = load_half_v(b_.CreateGEP(i16_, mins, c), cw);
+      for (int h = 0; h < g_; ++h) {
+        Value* off = add(c, c64(static_cast<std::int64_t>(h) * kd_));
+        Value* qv = load_v(gep_f(qk_, off), cw);
+        store_v(b_.CreateFMul(qv, sv), gep_f(qsc_, off));
+        set(qm[h], fma(qv, mv, get(qm[h], vf(cw))));
+      }
+    });
+    std::vector<Value*> base;
+    for (int h = 0; h < g_; ++h) base.push_back(reduce_add(get(qm[h], vf(cw))));
+    const int tw = largest_pow2_lanes(w_, bt_);
+    loop(c64(0), c64(bt_), tw, [&](Value* t) {
+      std::vector<Value*> acc;
+      for (int h = 0; h < g_; ++h) {
+        acc.push_back(var(vf(tw), "score"));
+        set(acc[h], splat(base[h], tw));
+      }
+      loop(c64(0), c64(kd_), 1, [&](Value* c) {
+        Value* k = unpack(gep_b(codes, b_.CreateMul(c, c64(row))), t, tw, f.bits, row);
+        for (int h = 0; h < g_; ++h) {
+          Value* qsc = load_f(gep_f(qsc_, add(c, c64(static_cast<std::int64_t>(h) * kd_))));
+          set(acc[h], fma(splat(qsc, tw), k, get(acc[h], vf(tw))));
+        }
+      }, 4);
+      for (int h = 0; h < g_; ++h) store_v(get(acc[h], vf(tw)), gep_f(srow(h), t));
+    });
+  }
+
+  // Online softmax over the n scores in sbuf: updates m and l, rescales acc, and
+  // leaves exp(score - m) in sbuf. n_const >= 0 when n is a compile-time constant.
+  void softmax_update(Value* n, int n_const, Value* m, Value* l, Value* acc) {
+    Value* nw = n_const >= 0 ? static_cast<Value*>(c64(round_up(n_const, w_)))
+                             : b_.CreateMul(b_.CreateUDiv(add(n, c64(w_ - 1)), c64(w_)), c64(w_));
+    const bool pad = n_const < 0 || n_const % w_ != 0;
+    // Heads in a run-time loop: this part is small next to the dot products, and
+    // one copy of it instead of g keeps the kernel small.
+    loop(c64(0), c64(g_), 1, [&](Value* h) {
+      Value* row = gep_f(sbuf_, b_.CreateMul(h, c64(sbuf_stride_)));
+      if (pad)
+        loop(n, nw, 1, [&](Value* t) { store_f(cf(-std::numeric_limits<float>::infinity()), gep_f(row, t)); });
+      Value* mx = var(vf(w_), "max");
+      set(mx, splat(cf(-std::numeric_limits<float>::infinity()), w_));
+      loop(c64(0), nw, w_, [&](Value* t) { set(mx, fmax(get(mx, vf(w_)), load_v(gep_f(row, t), w_))); });
+      Value* m_old = load_f(gep_f(m, h));
+      Value* m_new = fmax(m_old, reduce_max(get(mx, vf(w_))));
+      Value* alpha = exp_v(b_.CreateFSub(m_old, m_new));
+      Value* sum = var(vf(w_), "sum");
+      set(sum, llvm::Constant::getNullValue(vf(w_)));
+      loop(c64(0), nw, w_, [&](Value* t) {
+        Value* p = gep_f(row, t);
+        Value* e = exp_v(b_.CreateFSub(load_v(p, w_), splat(m_new, w_)));
+        store_v(e, p);
+        set(sum, b_.CreateFAdd(get(sum, vf(w_)), e));
+      });
+      store_f(fma(load_f(gep_f(l, h)), alpha, reduce_add(get(sum, vf(w_)))), gep_f(l, h));
+      store_f(m_new, gep_f(m, h));
+      const int cw = largest_pow2_lanes(w_, d_);
+      Value* arow = gep_f(acc, b_.CreateMul(h, c64(d_)));
+      loop(c64(0), c64(d_), cw, [&](Value* c) {
+        Value* p = gep_f(arow, c);
+        store_v(b_.CreateFMul(load_v(p, cw), splat(alpha, cw)), p);
+      });
+    });
+  }
+
+  // acc[h] += sum_i p[h][i] v_i over n token-major values; channel chunks outer so
+  // the g accumulators of a chunk stay in registers across the tokens.
+  void values_token_major(const QuantFormat& f, Value* n, Value* acc, const TokenPtr& value) {
+    const int cw = channel_lanes(f, d_);
+    loop(c64(0), c64(d_), cw, [&](Value* c) {
+      std::vector<Value*> a;
+      for (int h = 0; h < g_; ++h) {
+        a.push_back(var(vf(cw), "acc"));
+        set(a[h], load_v(gep_f(acc, add(c, c64(static_cast<std::int64_t>(h) * d_))), cw));
+      }
+      loop(c64(0), n, 1, [&](Value* i) {
+        Value* v = token_chunk(value(i), f, d_, c, cw);
+        for (int h = 0; h < g_; ++h) set(a[h], fma(splat(load_f(gep_f(srow(h), i)), cw), v, get(a[h], vf(cw))));
+      }, 4);
+      for (int h = 0; h < g_; ++h)
+        store_v(get(a[h], vf(cw)), gep_f(acc, add(c, c64(static_cast<std::int64_t>(h) * d_))));
+    });
+  }
+
+  // acc[h][c] += s_c sum_t p_t code_ct + m_c sum_t p_t for a per-channel value section.
+  void values_per_channel(Value* sec, Value* acc) {
+    const QuantFormat& f = s_.value;
+    const int row = bt_ * f.bits / 8;
+    Value* mins = b_.CreateGEP(i16_, sec, c64(d_));
+    Value* codes = gep_b(sec, c64(4LL * d_));
+    const int tw = largest_pow2_lanes(w_, bt_);
+    std::vector<Value*> psum;
+    for (int h = 0; h < g_; ++h) {
+      Value* ps = var(vf(tw), "psum");
+      set(ps, llvm::Constant::getNullValue(vf(tw)));
+      loop(c64(0), c64(bt_), tw, [&](Value* t) { set(ps, b_.CreateFAdd(get(ps, vf(tw)), load_v(gep_f(srow(h), t), tw))); });
+      psum.push_back(reduce_add(get(ps, vf(tw))));
+    }
+    loop(c64(0), c64(d_), 1, [&](Value* c) {
+      Value* s = load_half(b_.CreateGEP(i16_, sec, c));
+      Value* m = load_half(b_.CreateGEP(i16_, mins, c));
+      Value* rowp = gep_b(codes, b_.CreateMul(c, c64(row)));
+      std::vector<Value*> dot;
+      for (int h = 0; h < g_; ++h) {
+        dot.push_back(var(vf(tw), "dot"));
+        set(dot[h], llvm::Constant::getNullValue(vf(tw)));
+      }
+      loop(c64(0), c64(bt_), tw, [&](Value* t) {
+        Value* k = unpack(rowp, t, tw, f.bits, row);
+        for (int h = 0; h < g_; ++h) set(dot[h], fma(load_v(gep_f(srow(h), t), tw), k, get(dot[h], vf(tw))));
+      });
+      for (int h = 0; h < g_; ++h) {
+        Value* p = gep_f(acc, add(c, c64(static_cast<std::int64_t>(h) * d_)));
+        Value* v = fma(s, reduce_add(get(dot[h], vf(tw))), b_.CreateFMul(m, psum[h]));
+        store_f(b_.CreateFAdd(load_f(p), v), p);
+      }
+    });
+  }
+
+  // Raw scores of the chunk go to probs[h][first + i] (fixed up at the end).
+  void save_scores(Value* probs, Value* total, Value* first, Value* n) {
+    if_nonnull(probs, [&] {
+      for (int h = 0; h < g_; ++h) {
+        Value* dst = gep_f(probs, add(b_.CreateMul(total, c64(h)), first));
+        loop(c64(0), n, 1, [&](Value* i) { store_f(load_f(gep_f(srow(h), i)), gep_f(dst, i)); });
+      }
+    });
+  }
+
+  void attend_range(Value* args, Value* b0, Value* b1, Value* with_tail, Value* m, Value* l, Value* acc,
+                    Value* probs) {
+    Value* blocks = field(args, kBlocks);
+    Value* total = add(b_.CreateMul(field(args, kNBlocks), c64(bt_)), field(args, kNTail));
+    const std::int64_t k_section = ir::section_bytes(s_.key, kd_, bt_);
+    const std::int64_t k_tok = token_bytes(s_.key, kd_);
+    const std::int64_t v_tok = token_bytes(s_.value, d_);
+    auto block_ptr = [&](Value* b) { return b_.CreateAlignedLoad(ptr_, b_.CreateGEP(ptr_, blocks, b), llvm::Align(8)); };
+    if (bt_ == 1) {
+      // One token per block: gather kChunkTokens block pointers per softmax update.
+      loop(b0, b1, kChunkTokens, [&](Value* b) {
+        Value* left = b_.CreateSub(b1, b);
+        Value* n = b_.CreateSelect(b_.CreateICmpSLT(left, c64(kChunkTokens)), left, c64(kChunkTokens));
+        scores_token_major(s_.key, kd_, qk_, n, [&](Value* i) { return block_ptr(add(b, i)); });
+        save_scores(probs, total, b, n);
+        softmax_update(n, -1, m, l, acc);
+        values_token_major(s_.value, n, acc, [&](Value* i) { return gep_b(block_ptr(add(b, i)), c64(k_section)); });
+      });
+    } else {
+      loop(b0, b1, 1, [&](Value* b) {
+        Value* blk = block_ptr(b);
+        if (per_channel(s_.key))
+          scores_per_channel(blk);
+        else
+          scores_token_major(s_.key, kd_, qk_, c64(bt_),
+                             [&](Value* i) { return gep_b(blk, b_.CreateMul(i, c64(k_tok))); });
+        save_scores(probs, total, b_.CreateMul(b, c64(bt_)), c64(bt_));
+        softmax_update(c64(bt_), bt_, m, l, acc);
+        Value* vsec = gep_b(blk, c64(k_section));
+        if (per_channel(s_.value))
+          values_per_channel(vsec, acc);
+        else
+          values_token_major(s_.value, c64(bt_), acc,
+                             [&](Value* i) { return gep_b(vsec, b_.CreateMul(i, c64(v_tok))); });
+      });
+    }
+    // The fp16 tail: full-dimension keys (never low rank), dotted with the unprojected query.
+    if_true(with_tail, [&] {
+      Value* tk = field(args, kTailK);
+      Value* tv = field(args, kTailV);
+      Value* n_tail = field(args, kNTail);
+      const QuantFormat fp16{16, ir::QuantAxis::PerToken, 32};
+      Value* first_tail = b_.CreateMul(field(args, kNBlocks), c64(bt_));
+      loop(c64(0), n_tail, kChunkTokens, [&](Value* t0) {
+        Value* left = b_.CreateSub(n_tail, t0);
+        Value* n = b_.CreateSelect(b_.CreateICmpSLT(left, c64(kChunkTokens)), left, c64(kChunkTokens));
+        scores_token_major(fp16, d_, qs_, n,
+                           [&](Value* i) { return b_.CreateGEP(i16_, tk, b_.CreateMul(add(t0, i), c64(d_))); });
+        save_scores(probs, total, add(first_tail, t0), n);
+        softmax_update(n, -1, m, l, acc);
+        values_token_major(fp16, n, acc,
+                           [&](Value* i) { return b_.CreateGEP(i16_, tv, b_.CreateMul(add(t0, i), c64(d_))); });
+      });
+    });
+  }
+
+  llvm::LLVMContext& ctx_;
+  llvm::Module& mod_;
+  const ir::KernelSpec& s_;
+  llvm::IRBuilder<> b_;
+  Type *f32_, *f16_, *i8_, *i16_, *i32_, *i64_, *ptr_;
+  llvm::StructType* args_ty_;
+  int w_, d_, kd_, g_, bt_, sbuf_stride_;
+  Value* qs_ = nullptr;
+  Value* qk_ = nullptr;
+  Value* qsc_ = nullptr;
+  Value* sbuf_ = nullptr;
+};
+
+}  // namespace
+
+void add_kernel_functions(llvm::Module& module, const ir::KernelSpec& spec) {
+  if (spec.isa == ir::KernelIsa::Host) throw Error("internal: kernel isa must be resolved before code generation");
+  ir::validate(spec);
+  const std::string name = ir::kernel_name(spec);
+  KernelGen gen(module, spec);
+  Function* body = gen.emit_body(name + "_body");
+  gen.emit_full(name, body);
+  gen.emit_partial(name + "_partial", body);
+}
+
+}  // namespace kvc::llvm_backend

@@ -1,0 +1,36 @@
+#pragma once
+// Ahead-of-time kernels: one object file with every kernel of a module and a C
+// header that declares them and maps each layer to its kernel, for a host
+// program that links them with no LLVM at run time.
+#include <string>
+#include <vector>
+
+#include "ir/kernel_spec.h"
+
+namespace kvc::llvm_backend {
+
+struct EmitOptions {
+  // Isa for specs that say Host; Host = the best this CPU supports. The object
+  // runs only on CPUs with that isa.
+  ir::KernelIsa isa = ir::KernelIsa::Host;
+  std::string object_name = "kernels.o";
+  std::string header_name = "kvc_kernels.h";
+};
+
+struct EmittedFiles {
+  std::string object_path;
+  std::string header_path;
+  std::vector<std::string> symbols;  // attend symbol of each distinct kernel
+};
+
+// Writes DIR/kernels.o and DIR/kvc_kernels.h for `specs` (distinct kernels) and
+// `layer_kernel` (layer -> index into specs), as ir::lower_module returns them.
+// The object is position independent (links into PIE executables). Creates DIR
+// when missing. Throws kvc::Error on a bad spec, a bad table or an I/O failure.
+EmittedFiles emit_object(const std::vector<ir::KernelSpec>& specs, const std::vector<int>& layer_kernel,
+                         const std::string& dir, const EmitOptions& options = {});
+
+// The header text alone (what emit_object writes), for tests and tools.
+std::string kernels_header(const std::vector<ir::KernelSpec>& resolved_specs, const std::vector<int>& layer_kernel);
+
+}  // namespace kvc::llvm_backend

@@ -1,0 +1,165 @@
+#include "ir/kernel_spec.h"
+
+#include "ir/layout.h"
+#include "support/diagnostics.h"
+
+namespace kvc::ir {
+
+const char* to_string(KernelIsa isa) {
+  switch (isa) {
+    case KernelIsa::Host: return "host";
+    case KernelIsa::Scalar: return "scalar";
+    case KernelIsa::Avx2: return "avx2";
+    case KernelIsa::Avx512: return "avx512";
+  }
+  return "?";
+}
+
+KernelIsa parse_kernel_isa(const std::string& text) {
+  for (KernelIsa isa : {KernelIsa::Host, KernelIsa::Scalar, KernelIsa::Avx2, KernelIsa::Avx512})
+    if (text == to_string(isa)) return isa;
+  throw Error({}, "isa", "unknown instruction set '" + text + "' (expected host, scalar, avx2 or avx512)");
+}
+
+namespace {
+
+bool valid_bits(int bits) { return bits == 16 || bits == 8 || bits == 4 || bits == 3 || bits == 2; }
+
+void fail(const std::string& field, const std::string& message) { throw Error({}, field, message); }
+
+void validate_format(const QuantFormat& f, int dims, int block, const std::string& field) {
+  if (!valid_bits(f.bits)) fail(field + ".bits", "bits must be 16, 8, 4, 3 or 2, got " + std::to_string(f.bits));
+  if (f.bits == 16) return;
+  if (f.group <= 0) fail(field + ".group", "group must be positive, got " + std::to_string(f.group));
+  if (f.axis == QuantAxis::PerChannel) {
+    if (f.group != block)
+      fail(field + ".group", "per-channel group " + std::to_string(f.group) + " must equal the token block " +
+                                 std::to_string(block));
+    if (block * f.bits % 8 != 0)
+      fail(field + ".group", "per-channel group of " + std::to_string(block) + " " + std::to_string(f.bits) +
+                                 "-bit codes is not a whole number of bytes");
+  } else {
+    if (dims % f.group != 0)
+      fail(field + ".group", "per-token group " + std::to_string(f.group) + " does not divide " +
+                                 std::to_string(dims) + " channels");
+    if (dims * f.bits % 8 != 0)
+      fail(field + ".bits", std::to_string(dims) + " " + std::to_string(f.bits) +
+                                "-bit codes are not a whole number of bytes");
+  }
+}
+
+// FNV-1a, folded one field at a time so the hash does not depend on struct padding.
+struct Fnv {
+  std::uint64_t h = 1469598103934665603ull;
+  void add(std::int64_t v) {
+    for (int i = 0; i < 8; ++i) {
+      h ^= static_cast<std::uint64_t>(v >> (8 * i)) & 0xffu;
+      h *= 1099511628211ull;
+    }
+  }
+  void add(const QuantFormat& f) {
+    add(f.bits);
+    add(static_cast<int>(f.axis));
+    add(f.group);
+  }
+};
+
+std::string format_part(char tensor, const QuantFormat& f) {
+  std::string s(1, tensor);
+  s += std::to_string(f.bits);
+  if (f.bits < 16) {
+    s += f.axis == QuantAxis::PerChannel ? "pc" : "pt";
+    s += std::to_string(f.group);
+  }
+  return s;
+}
+
+}  // namespace
+
+void validate(const KernelSpec& s) {
+  if (s.head_dim <= 0 || s.head_dim > 1024)
+    fail("head_dim", "head_dim must be in 1..1024, got " + std::to_string(s.head_dim));
+  if (s.g <= 0 || s.g > 64) fail("g", "query heads per KV head must be in 1..64, got " + std::to_string(s.g));
+  if (s.token_block <= 0 || s.token_block > 1024)
+    fail("token_block", "token block must be in 1..1024, got " + std::to_string(s.token_block));
+  if (s.lowrank) {
+    if (s.key_dims <= 0 || s.key_dims > s.head_dim)
+      fail("key_dims", "low-rank key dims must be in 1..head_dim, got " + std::to_string(s.key_dims));
+  } else if (s.key_dims != s.head_dim) {
+    fail("key_dims", "keys at full rank must have key_dims == head_dim");
+  }
+  validate_format(s.key, s.key_dims, s.token_block, "key");
+  validate_format(s.value, s.head_dim, s.token_block, "value");
+  const bool any_per_channel = (s.key.bits < 16 && s.key.axis == QuantAxis::PerChannel) ||
+                               (s.value.bits < 16 && s.value.axis == QuantAxis::PerChannel);
+  if (!any_per_channel && s.token_block != 1)
+    fail("token_block", "token block must be 1 when no tensor is grouped per channel");
+}
+
+std::uint64_t hash(const KernelSpec& s) {
+  Fnv f;
+  f.add(s.head_dim);
+  f.add(s.g);
+  f.add(s.key);
+  f.add(s.value);
+  f.add(s.lowrank ? 1 : 0);
+  f.add(s.key_dims);
+  f.add(s.token_block);
+  f.add(static_cast<int>(s.isa));
+  return f.h;
+}
+
+std::string kernel_name(const KernelSpec& s) {
+  std::string n = "kvc_attend_" + format_part('k', s.key) + "_" + format_part('v', s.value) + "_d" +
+                  std::to_string(s.head_dim) + "_g" + std::to_string(s.g);
+  if (s.lowrank) n += "_r" + std::to_string(s.key_dims);
+  n += "_";
+  n += to_string(s.isa);
+  return n;
+}
+
+KernelSpec lower_layer(const Module& m, int layer, KernelIsa isa) {
+  if (layer < 0 || layer >= static_cast<int>(m.layers.size()))
+    fail("layers", "layer " + std::to_string(layer) + " out of range (module has " +
+                       std::to_string(m.layers.size()) + " layers)");
+  if (m.model.kv_heads <= 0 || m.model.q_heads <= 0 || m.model.q_heads % m.model.kv_heads != 0)
+    fail("model.kv_heads", "q_heads (" + std::to_string(m.model.q_heads) + ") must be a positive multiple of kv_heads (" +
+                               std::to_string(m.model.kv_heads) + ")");
+  const LayerPlan& p = m.layers[static_cast<std::size_t>(layer)];
+  KernelSpec s;
+  s.head_dim = m.model.head_dim;
+  s.g = m.model.q_heads / m.model.kv_heads;
+  s.key = p.key;
+  s.value = p.value;
+  s.lowrank = p.lowrank.rank > 0;
+  s.key_dims = key_dims(p, m.model.head_dim);
+  s.token_block = token_block(p);
+  s.isa = isa;
+  // Fields that do not change the code are canonicalised so equal kernels hash equal.
+  if (s.key.bits == 16) s.key = QuantFormat{16, QuantAxis::PerChannel, 32};
+  if (s.value.bits == 16) s.value = QuantFormat{16, QuantAxis::PerToken, 32};
+  try {
+    validate(s);
+  } catch (const Error& e) {
+    throw Error({}, "layers[" + std::to_string(layer) + "]." + e.field(), e.message());
+  }
+  return s;
+}
+
+LoweredKernels lower_module(const Module& m, KernelIsa isa) {
+  LoweredKernels out;
+  for (int i = 0; i < static_cast<int>(m.layers.size()); ++i) {
+    KernelSpec s = lower_layer(m, i, isa);
+    int index = -1;
+    for (std::size_t k = 0; k < out.specs.size(); ++k)
+      if (out.specs[k] == s) index = static_cast<int>(k);
+    if (index < 0) {
+      index = static_cast<int>(out.specs.size());
+      out.specs.push_back(s);
+    }
+    out.layer_kernel.push_back(index);
+  }
+  return out;
+}
+
+}  // namespace kvc::ir
