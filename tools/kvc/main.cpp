@@ -3,6 +3,7 @@
 #include <iostream>
 #include <map>
 
+#include "calibration_commands.h"
 #include "commands.h"
 
 int main(int argc, char** argv) {
@@ -14,6 +15,8 @@ int main(int argc, char** argv) {
   std::map<CLI::App*, kvc::cli::CommandRunner> runners;
   auto add = [&](kvc::cli::CommandRunner run, const char* name) { runners[app.get_subcommand(name)] = std::move(run); };
   add(kvc::cli::add_compile_command(app), "compile");
+  add(kvc::cli::add_calibrate_command(app), "calibrate");
+  add(kvc::cli::add_eval_command(app), "eval");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -4,16 +4,18 @@
 
 #include <cmath>
 
+#include "calibration/plan_cache.h"
 #include "ir/layout.h"
 #include "model/forward.h"
 #include "model/full_kv_cache.h"
-#include "model/plan_kv_cache.h"
 #include "model/reference_vectors.h"
 #include "model/sampler.h"
 #include "test_support/test_data.h"
 
 namespace kvc::model {
 namespace {
+
+using calibration::PlanKVCache;
 
 ir::Module stories_module(const Model& m, std::int64_t context) {
   ir::ModelShape shape;
@@ -47,7 +49,7 @@ TEST(PlanKVCache, Fp16PlanReproducesTheReferenceRunAndKiviStaysClose) {
   }
   double fp16_error = 0.0;
   for (const ir::Module* module : {&fp16, &kivi}) {
-    PlanKVCache cache(*module);
+    PlanKVCache cache(*module, ForwardPass::cache_shape(m.config));
     ForwardPass fp(m, cache);
     // Prefill 8 tokens (exact attention inside the forward pass), then decode.
     const std::vector<float> prefill_logits = fp.prefill({prompt.begin(), prompt.begin() + 8});
