@@ -4,12 +4,14 @@
 #include <atomic>
 #include <cmath>
 #include <exception>
+#include <memory>
 #include <mutex>
 #include <ostream>
 #include <thread>
 #include <vector>
 
 #include "calibration/plan_cache.h"
+#include "calibration/runtime_kv_cache.h"
 #include "calibration/token_sequences.h"
 #include "model/forward.h"
 #include "model/full_kv_cache.h"
@@ -46,12 +48,19 @@ struct SequenceResult {
   std::int64_t bytes_full = 0, bytes_plan = 0, bytes_fp32 = 0;
 };
 
+std::unique_ptr<model::KVCacheInterface> make_cache(const EvalOptions& o, const ir::Module& module,
+                                                    const model::CacheShape& shape) {
+  if (o.cache == EvalCache::Runtime) return std::make_unique<RuntimeKVCache>(module, shape, o.cache_threads);
+  return std::make_unique<PlanKVCache>(module, shape);
+}
+
 SequenceResult run_sequence(const model::Model& model, const ir::Module& baseline, const ir::Module& plan,
-                            const std::vector<int>& tokens, int prompt) {
+                            const std::vector<int>& tokens, int prompt, const EvalOptions& o) {
   const model::CacheShape shape = model::ForwardPass::cache_shape(model.config);
   model::FullKVCache fp32_cache(shape);
-  PlanKVCache full_cache(baseline, shape), plan_cache(plan, shape);
-  model::ForwardPass fp32(model, fp32_cache), full(model, full_cache), planned(model, plan_cache);
+  const std::unique_ptr<model::KVCacheInterface> full_cache = make_cache(o, baseline, shape);
+  const std::unique_ptr<model::KVCacheInterface> plan_cache = make_cache(o, plan, shape);
+  model::ForwardPass fp32(model, fp32_cache), full(model, *full_cache), planned(model, *plan_cache);
   const std::vector<int> head(tokens.begin(), tokens.begin() + prompt);
   fp32.prefill(head);
   full.prefill(head);
@@ -81,8 +90,8 @@ SequenceResult run_sequence(const model::Model& model, const ir::Module& baselin
     }
   }
   r.bytes_fp32 = fp32_cache.bytes();
-  r.bytes_full = full_cache.bytes();
-  r.bytes_plan = plan_cache.bytes();
+  r.bytes_full = full_cache->bytes();
+  r.bytes_plan = plan_cache->bytes();
   return r;
 }
 
@@ -93,6 +102,7 @@ EvalReport evaluate_plan(const model::Model& model, const ir::Module& plan_in, c
   const model::CacheShape shape = model::ForwardPass::cache_shape(model.config);
   check_plan_matches_model(plan_in, shape, plan_origin);
   if (o.sequences <= 0) throw Error({}, "--sequences", "must be positive");
+  if (o.cache_threads < 1) throw Error({}, "--cache-threads", "must be at least 1");
   if (o.length < 2) throw Error({}, "--length", "must be at least 2 tokens");
   if (model.config.context > 0 && o.length > model.config.context)
     throw Error({}, "--length",
@@ -120,7 +130,7 @@ EvalReport evaluate_plan(const model::Model& model, const ir::Module& plan_in, c
         const std::vector<int> tokens =
             inputs.empty() ? model::generate_sequence(model, o.seed + static_cast<std::uint64_t>(i), o.length, 1.0f)
                            : inputs[i];
-        results[i] = run_sequence(model, baseline, plan, tokens, prompt);
+        results[i] = run_sequence(model, baseline, plan, tokens, prompt, o);
         const int finished = ++done;
         if (o.progress) {
           std::lock_guard lock(mutex);

@@ -17,6 +17,10 @@
 // keeps everything gives bit-identical logits and KL exactly 0. What fp16 storage
 // itself costs is reported separately as KL(fp32 || baseline) (kl_fp16_vs_fp32).
 // Sequences run in parallel and are combined in order: same inputs, same numbers.
+// The baseline and plan caches are both PlanKVCache (reference kernels) or both
+// RuntimeKVCache (the runtime's store, what a host links): EvalOptions::cache. The
+// runtime reproduces the reference bit for bit, so both give the same report (except
+// for cross-layer prefill bases, which the runtime computes from the whole group).
 #include <cstdint>
 #include <iosfwd>
 #include <string>
@@ -26,6 +30,9 @@
 
 namespace kvc::calibration {
 
+// Which implementation stores the baseline and plan caches.
+enum class EvalCache { Reference, Runtime };
+
 struct EvalOptions {
   int sequences = 4;
   int length = 256;
@@ -33,6 +40,8 @@ struct EvalOptions {
   std::uint64_t seed = 0;
   std::string token_file;      // "" = sample from the model
   int threads = 0;             // 0 = hardware concurrency
+  EvalCache cache = EvalCache::Reference;
+  int cache_threads = 1;       // EvalCache::Runtime: the runtime's attention threads per cache
   std::ostream* progress = nullptr;
 };
 

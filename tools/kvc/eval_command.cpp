@@ -1,6 +1,7 @@
 // `kvc eval --model M --plan P|--spec S`: KL, top-1 agreement, perplexity and bytes
 // of a plan's cache against the uncompressed cache (calibration/evaluate.h).
 #include <iostream>
+#include <string>
 #include <nlohmann/json.hpp>
 
 #include "calibration/evaluate.h"
@@ -19,6 +20,7 @@ struct EvalCommandOptions {
   std::string plan;
   std::string spec;
   bool json = false;
+  std::string cache = "reference";  // --cache, checked by CLI11 to be reference or runtime
   calibration::EvalOptions run;
 };
 
@@ -39,10 +41,12 @@ int eval(EvalCommandOptions& o) {
   const std::string origin = o.plan.empty() ? o.spec : o.plan;
   const ir::Module plan = o.plan.empty() ? module_from_spec(o.spec) : ir::read_module_file(o.plan);
   o.run.progress = &std::cerr;
+  o.run.cache = o.cache == "runtime" ? calibration::EvalCache::Runtime : calibration::EvalCache::Reference;
   const calibration::EvalReport r = calibration::evaluate_plan(m, plan, o.run, origin);
   if (o.json) {
     nlohmann::json j{{"model", o.model},
                      {"plan", origin},
+                     {"cache", o.cache},
                      {"sequences", r.sequences},
                      {"length", r.length},
                      {"prompt", r.prompt},
@@ -63,7 +67,8 @@ int eval(EvalCommandOptions& o) {
     return 0;
   }
   std::cout << "plan " << origin << " on " << o.model << ": " << r.sequences << " sequences x " << r.length
-            << " tokens (prompt " << r.prompt << ", " << r.positions << " decoded positions compared)\n";
+            << " tokens (prompt " << r.prompt << ", " << r.positions << " decoded positions compared; "
+            << o.cache << " cache)\n";
   std::cout << "  KL(full || plan)     mean " << r.kl_mean << "  max " << r.kl_max << "\n";
   std::cout << "  top-1 agreement      " << r.top1_agreement << "\n";
   std::cout << "  perplexity           full " << r.ppl_full << "  plan " << r.ppl_plan << "  (fp32 " << r.ppl_fp32
@@ -94,7 +99,17 @@ CommandRunner add_eval_command(CLI::App& app) {
   cmd->add_option("--prompt", o->run.prompt, "Prompt tokens, appended as one prefill (default length/2)");
   cmd->add_option("--seed", o->run.seed, "Sequence i is sampled (temperature 1) with seed + i")->capture_default_str();
   cmd->add_option("--tokens", o->run.token_file, "Read sequences from this file (one line of token ids each)");
-  cmd->add_option("--threads", o->run.threads, "Worker threads (default: all cores)");
+  cmd->add_option("--threads", o->run.threads, "Worker threads, one sequence each at a time (default: all cores)");
+  cmd->add_option("--cache", o->cache,
+                  "What stores the baseline and plan caches: 'reference' (the reference kernels, PlanKVCache) or "
+                  "'runtime' (the runtime's paged store behind kvc.h, what a host links); both give the same "
+                  "numbers except for cross-layer prefill bases, which the runtime computes from the whole group")
+      ->check(CLI::IsMember({"reference", "runtime"}))
+      ->capture_default_str();
+  cmd->add_option("--cache-threads", o->run.cache_threads,
+                  "With --cache runtime: the runtime's threads for attention across KV heads, per cache")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd->add_flag("--json", o->json,
                 "Print one JSON object: kl_mean, kl_max, top1_agreement, ppl_full, ppl_plan, ppl_fp32, bytes_full, "
                 "bytes_plan, bytes_fp32, kl_fp16_vs_fp32, ...");
