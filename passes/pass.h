@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "calibration/stats.h"
 #include "frontend/spec.h"
 #include "ir/layout.h"
 #include "ir/plan.h"
@@ -28,6 +29,8 @@ struct Estimate {
 struct PassContext {
   frontend::SearchOptions search;  // the spec's `search:` section
   std::string calibration_stats;   // path, "" when none
+  // The stats file, read once by the first pass that needs it (calibration_input.h).
+  std::shared_ptr<const calibration::CalibrationStats> stats;
   Estimate estimate;               // filled by `estimate`
   std::vector<std::string> notes;  // one line each, shown in reports ("used no calibration ...")
 };
