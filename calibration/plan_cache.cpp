@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "backends/reference/lowrank_basis.h"
 #include "ir/layout.h"
 #include "support/diagnostics.h"
 
@@ -35,6 +36,19 @@ void PlanKVCache::begin_sequence() {
   layers_.clear();
   for (int l = 0; l < shape_.layers; ++l)
     layers_.push_back(std::make_unique<reference::ReferenceLayerCache>(module_, l));
+  pending_window_.assign(static_cast<std::size_t>(shape_.layers), {});
+  prefill_ended_.assign(static_cast<std::size_t>(shape_.layers), false);
+}
+
+std::vector<int> PlanKVCache::prefill_group(int layer) const {
+  const ir::LowRank& lr = module_.layers[static_cast<std::size_t>(layer)].lowrank;
+  if (lr.rank == 0 || lr.sharing != ir::BasisSharing::CrossLayer || lr.source != ir::BasisSource::Prefill) return {layer};
+  std::vector<int> group;
+  for (const ir::LayerPlan& other : module_.layers)
+    if (other.lowrank.rank > 0 && other.lowrank.sharing == ir::BasisSharing::CrossLayer &&
+        other.lowrank.basis_group == lr.basis_group)
+      group.push_back(other.index);
+  return group;
 }
 
 reference::ReferenceLayerCache& PlanKVCache::at(int layer) {
@@ -46,29 +60,48 @@ reference::ReferenceLayerCache& PlanKVCache::at(int layer) {
 void PlanKVCache::append(int layer, const float* k, const float* v, int n) { at(layer).append(k, v, n); }
 
 void PlanKVCache::end_prefill(int layer, const float* queries, int n_queries) {
-  reference::ReferenceLayerCache& c = at(layer);
+  at(layer);
   const ir::LayerPlan& plan = module_.layers[static_cast<std::size_t>(layer)];
-  // A CrossLayer basis belongs to the group's first layer, which the forward pass
-  // finishes first (layers run in order); later layers reuse it.
-  if (plan.lowrank.rank > 0 && plan.lowrank.sharing == ir::BasisSharing::CrossLayer) {
-    for (int l = 0; l < layer; ++l) {
-      const ir::LayerPlan& other = module_.layers[static_cast<std::size_t>(l)];
-      if (other.lowrank.sharing == ir::BasisSharing::CrossLayer && other.lowrank.basis_group == plan.lowrank.basis_group &&
-          !layers_[static_cast<std::size_t>(l)]->basis(0).empty()) {
-        for (int h = 0; h < shape_.kv_heads; ++h) c.set_basis(h, layers_[static_cast<std::size_t>(l)]->basis(h));
-        break;
-      }
-    }
-  }
   const int window = plan.retention.window > 0 ? std::min(plan.retention.window, n_queries) : n_queries;
   const std::size_t row = static_cast<std::size_t>(shape_.q_dim());
-  c.end_prefill(std::span<const float>(queries + static_cast<std::size_t>(n_queries - window) * row,
-                                       static_cast<std::size_t>(window) * row));
+  const float* first = queries + static_cast<std::size_t>(n_queries - window) * row;
+  pending_window_[static_cast<std::size_t>(layer)].assign(first, first + static_cast<std::size_t>(window) * row);
+  prefill_ended_[static_cast<std::size_t>(layer)] = true;
+  const std::vector<int> group = prefill_group(layer);
+  for (int m : group)
+    if (!prefill_ended_[static_cast<std::size_t>(m)]) return;  // the group's last layer finishes it
+  end_group_prefill(group);
+}
+
+void PlanKVCache::end_group_prefill(const std::vector<int>& group) {
+  const ir::LowRank& lr = module_.layers[static_cast<std::size_t>(group.front())].lowrank;
+  if (group.size() > 1 || (lr.sharing == ir::BasisSharing::CrossLayer && lr.rank > 0)) {
+    const int d = shape_.head_dim;
+    for (int h = 0; h < shape_.kv_heads; ++h) {
+      std::vector<float> keys;
+      for (int m : group) {
+        const std::vector<float> k = at(m).staged_keys(h);
+        keys.insert(keys.end(), k.begin(), k.end());
+      }
+      const std::int64_t n = static_cast<std::int64_t>(keys.size()) / d;
+      const std::vector<float> basis = reference::principal_key_basis(keys.data(), n, d, lr.rank);
+      for (int m : group) at(m).set_basis(h, basis);
+    }
+  }
+  for (int m : group) {
+    std::vector<float>& w = pending_window_[static_cast<std::size_t>(m)];
+    at(m).end_prefill(w);
+    w.clear();
+    w.shrink_to_fit();
+  }
 }
 
 void PlanKVCache::finish_staging(int layer) {
-  reference::ReferenceLayerCache& c = at(layer);
-  if (c.staging()) c.end_prefill({});
+  if (!at(layer).staging()) return;
+  // A sequence with no prompt: the group ends its (empty) prefill together.
+  const std::vector<int> group = prefill_group(layer);
+  for (int m : group) prefill_ended_[static_cast<std::size_t>(m)] = true;
+  end_group_prefill(group);
 }
 
 void PlanKVCache::attend(int layer, const float* q, float* out) {

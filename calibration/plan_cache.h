@@ -7,7 +7,9 @@
 // module for the evaluation length (evaluate.cpp sets it). end_prefill hands a layer
 // the last `retention.window` prompt queries (all of them when the window is 0 or
 // longer than the prompt), the observation window of SnapKV and CAKE. A CrossLayer
-// prefill basis is computed by the first layer of its group and handed to the others.
+// prefill basis is the runtime's (runtime/store.cpp): the group's layers wait, staged,
+// until the last of them ends its prefill; then one basis per KV head comes from all
+// their prompt keys (layers in order) and every member compresses with it.
 #include <memory>
 #include <vector>
 
@@ -37,10 +39,17 @@ class PlanKVCache final : public model::KVCacheInterface {
   reference::ReferenceLayerCache& at(int layer);
   // Ends staging of a layer that never saw end_prefill (a sequence with no prompt).
   void finish_staging(int layer);
+  // The layers sharing `layer`'s CrossLayer prefill basis (ascending), or {layer}.
+  std::vector<int> prefill_group(int layer) const;
+  // Ends the prefill of a whole group: the shared basis, then each member's selection.
+  void end_group_prefill(const std::vector<int>& group);
 
   ir::Module module_;
   model::CacheShape shape_;
   std::vector<std::unique_ptr<reference::ReferenceLayerCache>> layers_;
+  // Per layer, the window queries handed to end_prefill while its group waits.
+  std::vector<std::vector<float>> pending_window_;
+  std::vector<bool> prefill_ended_;
 };
 
 // Throws kvc::Error ("the plan is for layers=.. but the model has ..") unless the

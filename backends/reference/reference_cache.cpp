@@ -271,21 +271,25 @@ void ReferenceLayerCache::place_block(int h, const float* k, const float* v, std
   head.held.push_back({slot, first_pos});
 }
 
+std::vector<float> ReferenceLayerCache::staged_keys(int kv_head) const {
+  head_at(kv_head);
+  if (!staging_) throw Error("reference cache: staged_keys outside prefill staging");
+  const std::size_t hd = static_cast<std::size_t>(head_dim_);
+  const std::size_t row = static_cast<std::size_t>(kv_heads_) * hd;
+  std::vector<float> keys(static_cast<std::size_t>(seen_) * hd);
+  for (std::int64_t t = 0; t < seen_; ++t)
+    for (std::size_t d = 0; d < hd; ++d)
+      keys[static_cast<std::size_t>(t) * hd + d] =
+          half_to_float(staged_k_[static_cast<std::size_t>(t) * row + static_cast<std::size_t>(kv_head) * hd + d]);
+  return keys;
+}
+
 void ReferenceLayerCache::end_prefill(std::span<const float> last_queries) {
   if (!stages_) return;
   if (!staging_) throw Error("reference cache: end_prefill called twice");
   const std::int64_t prompt = seen_;
   const std::size_t hd = static_cast<std::size_t>(head_dim_);
   const std::size_t row = static_cast<std::size_t>(kv_heads_) * hd;
-  auto staged_keys = [&](int h) {
-    std::vector<float> keys(static_cast<std::size_t>(prompt) * hd);
-    for (std::int64_t t = 0; t < prompt; ++t)
-      for (std::size_t d = 0; d < hd; ++d)
-        keys[static_cast<std::size_t>(t) * hd + d] =
-            half_to_float(staged_k_[static_cast<std::size_t>(t) * row + static_cast<std::size_t>(h) * hd + d]);
-    return keys;
-  };
-
   const bool select = is_window_selection(plan_.retention.policy);
   std::int64_t n_q = 0;
   if (select) {

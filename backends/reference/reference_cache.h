@@ -101,6 +101,9 @@ class ReferenceLayerCache {
   const std::uint16_t* tail_v(int kv_head) const;
   // [head_dim][rank], empty until known.
   const std::vector<float>& basis(int kv_head) const;
+  // The staged prompt keys of one KV head, [tokens_seen][head_dim] (fp32 from fp16),
+  // while staging; what a prefill basis is computed from.
+  std::vector<float> staged_keys(int kv_head) const;
   // Per held token (blocks oldest first, then tail) its current score (H2O, CAKE).
   std::vector<float> token_scores(int kv_head) const;
 

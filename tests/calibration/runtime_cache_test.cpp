@@ -1,6 +1,6 @@
 // The forward pass with the runtime as its cache (RuntimeKVCache): on stories260K
 // it gives exactly the logits, token counts and bytes of PlanKVCache (the reference
-// kernels) for quantized and evicting plans, and `kvc eval --cache runtime` reports
+// kernels) for quantized, evicting and cross-layer low-rank plans, and `kvc eval --cache runtime` reports
 // exactly the numbers of the reference cache, with one or two runtime threads.
 #include <gtest/gtest.h>
 
@@ -48,7 +48,15 @@ std::vector<NamedPlan> plans(const model::Model& m) {
   for (ir::LayerPlan& p : retention.layers)
     p.retention = p.index % 2 == 0 ? ir::Retention{ir::RetentionPolicy::SnapKV, 48, 0, 8, 7, 0.0}
                                    : ir::Retention{ir::RetentionPolicy::StreamingLLM, 64, 4, 32, 0, 0.0};
-  return {{"K8V8", quantized_plan(m, 8, 8)}, {"K4V2", quantized_plan(m, 4, 2)}, {"SnapKV+StreamingLLM", retention}};
+  // Keys at rank 4 of 8 on prefill bases shared by layers {0, 1} and {2, 3, 4}: the
+  // basis of a group comes from all its layers' prompt keys in both caches.
+  ir::Module cross_layer = quantized_plan(m, 8, 8);
+  for (ir::LayerPlan& p : cross_layer.layers)
+    p.lowrank = {4, ir::BasisSharing::CrossLayer, p.index < 2 ? 0 : 1, ir::BasisSource::Prefill};
+  return {{"K8V8", quantized_plan(m, 8, 8)},
+          {"K4V2", quantized_plan(m, 4, 2)},
+          {"SnapKV+StreamingLLM", retention},
+          {"cross-layer rank 4", cross_layer}};
 }
 
 class RuntimeCacheStories : public ::testing::Test {
