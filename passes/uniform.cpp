@@ -37,29 +37,36 @@ void apply_uniform_precision(ir::Module& m, PrecisionPair pair, const frontend::
   }
 }
 
-void apply_uniform_retention(ir::Module& m, std::int64_t tokens, const frontend::RetentionSearch& options) {
-  ir::RetentionPolicy policy = ir::RetentionPolicy::StreamingLLM;
-  if (options.method == "h2o") policy = ir::RetentionPolicy::H2O;
-  if (options.method == "snapkv") policy = ir::RetentionPolicy::SnapKV;
-  if (options.method == "cake") policy = ir::RetentionPolicy::CAKE;
-  for (auto& layer : m.layers) {
-    ir::Retention r;
-    r.policy = policy;
-    r.budget = tokens;
-    r.window = options.window;
-    switch (policy) {
-      case ir::RetentionPolicy::StreamingLLM:
-      case ir::RetentionPolicy::H2O:
-        // Sinks and the recent window come out of the same token budget.
-        r.sink = static_cast<int>(std::min<std::int64_t>(options.sink, tokens));
-        r.window = static_cast<int>(std::min<std::int64_t>(options.window, tokens - r.sink));
-        break;
-      case ir::RetentionPolicy::SnapKV: r.pool = options.pool; break;
-      case ir::RetentionPolicy::CAKE: r.gamma = options.gamma; break;
-      case ir::RetentionPolicy::Full: break;
-    }
-    layer.retention = r;
+ir::RetentionPolicy spec_retention_policy(const frontend::RetentionSearch& options) {
+  if (options.method == "h2o") return ir::RetentionPolicy::H2O;
+  if (options.method == "snapkv") return ir::RetentionPolicy::SnapKV;
+  if (options.method == "cake") return ir::RetentionPolicy::CAKE;
+  return ir::RetentionPolicy::StreamingLLM;
+}
+
+ir::Retention retention_for(ir::RetentionPolicy policy, std::int64_t tokens, const frontend::RetentionSearch& options) {
+  ir::Retention r;
+  if (policy == ir::RetentionPolicy::Full) return r;
+  r.policy = policy;
+  r.budget = tokens;
+  r.window = options.window;
+  switch (policy) {
+    case ir::RetentionPolicy::StreamingLLM:
+    case ir::RetentionPolicy::H2O:
+      // Sinks and the recent window come out of the same token budget.
+      r.sink = static_cast<int>(std::min<std::int64_t>(options.sink, tokens));
+      r.window = static_cast<int>(std::min<std::int64_t>(options.window, tokens - r.sink));
+      break;
+    case ir::RetentionPolicy::SnapKV: r.pool = options.pool; break;
+    case ir::RetentionPolicy::CAKE: r.gamma = options.gamma; break;
+    case ir::RetentionPolicy::Full: break;
   }
+  return r;
+}
+
+void apply_uniform_retention(ir::Module& m, std::int64_t tokens, const frontend::RetentionSearch& options) {
+  const ir::RetentionPolicy policy = spec_retention_policy(options);
+  for (auto& layer : m.layers) layer.retention = retention_for(policy, tokens, options);
 }
 
 std::optional<std::int64_t> largest_fitting_retention(const ir::Module& m, std::int64_t budget_bytes,

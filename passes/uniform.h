@@ -27,6 +27,12 @@ std::optional<PrecisionPair> parse_precision_pair(const std::string& text);
 // token, value group clamped to head_dim, residual from the options) and full retention.
 void apply_uniform_precision(ir::Module& m, PrecisionPair pair, const frontend::PrecisionSearch& options);
 
+// The retention of one layer keeping `tokens` tokens under `policy`, with the spec's
+// sink, window, pool and gamma (sink and window come out of the token budget).
+ir::Retention retention_for(ir::RetentionPolicy policy, std::int64_t tokens, const frontend::RetentionSearch& options);
+// The policy the spec's search.retention.method names (StreamingLLM unless h2o, snapkv or cake).
+ir::RetentionPolicy spec_retention_policy(const frontend::RetentionSearch& options);
+
 // Sets every layer to keep `tokens` tokens with the policy the spec names
 // (StreamingLLM unless it names h2o, snapkv or cake).
 void apply_uniform_retention(ir::Module& m, std::int64_t tokens, const frontend::RetentionSearch& options);

@@ -1,0 +1,286 @@
+#include "passes/cost_model.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "ir/layout.h"
+#include "passes/uniform.h"
+#include "support/diagnostics.h"
+
+namespace kvc::passes {
+
+namespace {
+
+constexpr int kPolicies = 3;  // retention_output_error columns: StreamingLLM, H2O, SnapKV
+
+int layers_of(const calibration::CalibrationStats& s) { return s.meta.model.layers; }
+int heads_of(const calibration::CalibrationStats& s) { return s.meta.model.kv_heads; }
+
+void check_layer(const calibration::CalibrationStats& s, int layer) {
+  if (layer < 0 || layer >= layers_of(s))
+    throw Error("cost model: layer " + std::to_string(layer) + " is not in the stats' " +
+                std::to_string(layers_of(s)) + " layers");
+}
+
+// Index of `bits` in the stats' measured bits; 16 reads as the most precise
+// measured width (its error is the closest measured stand-in for "nothing lost").
+int bits_index(const calibration::CalibrationStats& s, int bits) {
+  const auto& measured = s.meta.bits;
+  if (measured.empty()) throw Error("calibration stats measured no quantization bits");
+  if (bits >= 16) return static_cast<int>(std::max_element(measured.begin(), measured.end()) - measured.begin());
+  for (std::size_t i = 0; i < measured.size(); ++i)
+    if (measured[i] == bits) return static_cast<int>(i);
+  throw Error("cost model: " + std::to_string(bits) + "-bit quantization was not measured by `kvc calibrate` (bits: " +
+              [&] {
+                std::string all;
+                for (int b : measured) all += (all.empty() ? "" : ",") + std::to_string(b);
+                return all;
+              }() +
+              ")");
+}
+
+int policy_column(ir::RetentionPolicy p) {
+  switch (p) {
+    case ir::RetentionPolicy::StreamingLLM: return 0;
+    case ir::RetentionPolicy::H2O: return 1;
+    case ir::RetentionPolicy::SnapKV:
+    case ir::RetentionPolicy::CAKE: return 2;
+    case ir::RetentionPolicy::Full: break;
+  }
+  return -1;
+}
+
+double head_mean(const calibration::StatsTensor& t, std::size_t layer_offset, std::size_t head_stride, int heads) {
+  double sum = 0;
+  for (int h = 0; h < heads; ++h) sum += t.data[layer_offset + h * head_stride];
+  return heads > 0 ? sum / heads : 0.0;
+}
+
+}  // namespace
+
+double predicted_quant_error(const calibration::CalibrationStats& s, int layer, int key_bits, int value_bits) {
+  check_layer(s, layer);
+  if (key_bits >= 16 && value_bits >= 16) return 0.0;
+  const std::int64_t L = layers_of(s), H = heads_of(s), B = static_cast<std::int64_t>(s.meta.bits.size());
+  const auto& t = s.tensor("quant_output_error_mean", {L, H, B, B});
+  const int k = bits_index(s, key_bits), v = bits_index(s, value_bits);
+  return head_mean(t, static_cast<std::size_t>(((layer * H) * B + k) * B + v), static_cast<std::size_t>(B * B), H);
+}
+
+double predicted_retention_error(const calibration::CalibrationStats& s, int layer, ir::RetentionPolicy policy,
+                                 double keep_ratio) {
+  check_layer(s, layer);
+  const int column = policy_column(policy);
+  if (column < 0 || keep_ratio >= 1.0) return 0.0;
+  const auto& ratios = s.meta.keep_ratios;
+  const std::int64_t L = layers_of(s), H = heads_of(s), R = static_cast<std::int64_t>(ratios.size());
+  if (R == 0) throw Error("calibration stats measured no retention keep ratios");
+  const auto& t = s.tensor("retention_output_error_mean", {L, H, kPolicies, R});
+  auto at = [&](std::int64_t r) {
+    return head_mean(t, static_cast<std::size_t>(((layer * H) * kPolicies + column) * R + r),
+                     static_cast<std::size_t>(kPolicies * R), static_cast<int>(H));
+  };
+  if (keep_ratio <= ratios.front()) return at(0);
+  for (std::int64_t r = 0; r + 1 < R; ++r) {
+    if (keep_ratio <= ratios[r + 1]) {
+      const double f = (keep_ratio - ratios[r]) / (ratios[r + 1] - ratios[r]);
+      return (1 - f) * at(r) + f * at(r + 1);
+    }
+  }
+  // Above the largest measured ratio the error falls linearly to 0 at keep-all.
+  const double last = ratios.back();
+  return last >= 1.0 ? 0.0 : at(R - 1) * (1.0 - keep_ratio) / (1.0 - last);
+}
+
+namespace {
+
+// How much relative output error one unit of relative key error makes in `layer`:
+// measured on quantized keys with the most precise values, so V adds ~nothing.
+double key_to_output_gain(const calibration::CalibrationStats& s, int layer) {
+  const std::int64_t L = layers_of(s), H = heads_of(s), B = static_cast<std::int64_t>(s.meta.bits.size());
+  const auto& out = s.tensor("quant_output_error_mean", {L, H, B, B});
+  const auto& key = s.tensor("quant_key_error", {L, H, B});
+  const int v = bits_index(s, 16);
+  double sum = 0;
+  int n = 0;
+  for (std::int64_t k = 0; k < B; ++k) {
+    for (std::int64_t h = 0; h < H; ++h) {
+      const double ke = key.data[(layer * H + h) * B + k];
+      if (ke <= 1e-9) continue;
+      sum += out.data[((layer * H + h) * B + k) * B + v] / ke;
+      ++n;
+    }
+  }
+  return n > 0 ? sum / n : 1.0;
+}
+
+}  // namespace
+
+double predicted_rank_error(const calibration::CalibrationStats& s, int layer, int rank) {
+  check_layer(s, layer);
+  const int head_dim = s.meta.model.head_dim;
+  if (rank <= 0 || rank >= head_dim) return 0.0;
+  const std::int64_t L = layers_of(s), H = heads_of(s), D = H * head_dim;
+  const auto& t = s.tensor("key_rank_error_g1", {L, D + 1});
+  const double key_error = t.data[layer * (D + 1) + std::min<std::int64_t>(D, rank * H)];
+  return key_to_output_gain(s, layer) * key_error;
+}
+
+double layer_sensitivity(const calibration::CalibrationStats& s, int layer) {
+  double sum = 0;
+  int n = 0;
+  for (int k : s.meta.bits)
+    for (int v : s.meta.bits) {
+      sum += predicted_quant_error(s, layer, k, v);
+      ++n;
+    }
+  return n > 0 ? sum / n : 0.0;
+}
+
+namespace {
+
+LayerErrorBreakdown layer_error(const ir::Module& m, const calibration::CalibrationStats& s, int layer,
+                                const ir::LayerPlan& p, const ErrorModel& model) {
+  LayerErrorBreakdown b;
+  b.quant = predicted_quant_error(s, layer, p.key.bits, p.value.bits);
+  if (p.retention.policy != ir::RetentionPolicy::Full && m.workload.context > 0) {
+    const double ratio = static_cast<double>(ir::kept_tokens(p, m.workload.context)) / m.workload.context;
+    b.retention = predicted_retention_error(s, layer, p.retention.policy, ratio);
+  }
+  if (p.lowrank.sharing != ir::BasisSharing::None) b.rank = predicted_rank_error(s, layer, p.lowrank.rank);
+  b.weight = model.weight(layer);
+  b.total = b.weight * (b.quant * b.quant + b.retention * b.retention + b.rank * b.rank);
+  return b;
+}
+
+}  // namespace
+
+PlanErrorPrediction predict_plan_error(const ir::Module& plan, const calibration::CalibrationStats& stats,
+                                       const ErrorModel& model) {
+  calibration::check_stats_match_model(stats, plan.model, "calibration stats");
+  PlanErrorPrediction out;
+  for (std::size_t i = 0; i < plan.layers.size(); ++i) {
+    out.layers.push_back(layer_error(plan, stats, static_cast<int>(i), plan.layers[i], model));
+    out.total += out.layers.back().total;
+  }
+  return out;
+}
+
+std::string describe(const LayerChoice& c) {
+  std::string s = PrecisionPair{c.key_bits, c.value_bits}.name();
+  if (c.policy != ir::RetentionPolicy::Full) {
+    s += ' ';
+    s += ir::to_string(c.policy);
+    s += " keep ";
+    s += std::to_string(c.keep);
+  }
+  if (c.rank > 0) {
+    s += " rank ";
+    s += std::to_string(c.rank);
+  }
+  return s;
+}
+
+ir::LayerPlan make_layer_plan(const ir::Module& m, int layer, const LayerChoice& c,
+                              const frontend::SearchOptions& options) {
+  ir::Module one = m;
+  one.layers = {m.layers.at(layer)};
+  apply_uniform_precision(one, PrecisionPair{c.key_bits, c.value_bits}, options.precision);
+  ir::LayerPlan p = one.layers.front();
+  p.index = layer;
+  if (c.rank > 0) {
+    p.lowrank.rank = c.rank;
+    p.lowrank.sharing = ir::BasisSharing::PerLayer;
+    p.lowrank.source =
+        options.lowrank.basis == "calibrated" ? ir::BasisSource::Calibrated : ir::BasisSource::Prefill;
+    // A low-rank key is a compressed key: it needs the fp16 tail like quantized ones.
+    if (p.residual == 0) p.residual = options.precision.residual;
+  }
+  if (c.policy != ir::RetentionPolicy::Full) p.retention = retention_for(c.policy, c.keep, options.retention);
+  return p;
+}
+
+std::vector<std::pair<int, int>> precision_candidates(const frontend::PrecisionSearch& options) {
+  std::vector<std::pair<int, int>> out;
+  if (options.candidates.empty()) return {{8, 8}, {8, 4}, {4, 8}, {4, 4}, {4, 2}, {2, 4}, {2, 2}};
+  for (const auto& c : options.candidates)
+    if (auto p = parse_precision_pair(c)) out.emplace_back(p->key_bits, p->value_bits);
+  return out;
+}
+
+std::vector<std::int64_t> keep_levels(const ir::Module& m, const ir::LayerPlan& plan_template, int max_levels) {
+  const std::int64_t context = m.workload.context;
+  const std::int64_t tail = std::max(1, ir::tail_capacity(plan_template));
+  const std::int64_t block = std::max(1, ir::token_block(plan_template));
+  std::vector<std::int64_t> out;
+  if (context < tail) return out;
+  // Budgets tail + j * block (the bytes change exactly there), last one context - 1.
+  const std::int64_t steps = (context - 1 - tail) / block;
+  const std::int64_t stride = std::max<std::int64_t>(1, (steps + max_levels - 1) / std::max(1, max_levels));
+  for (std::int64_t j = 0; j <= steps; j += stride) out.push_back(tail + j * block);
+  if (out.empty() || out.back() < context - 1) out.push_back(context - 1);
+  // A legal budget also holds the StreamingLLM/H2O sink (the window shrinks to fit).
+  out.erase(std::remove_if(out.begin(), out.end(), [&](std::int64_t k) { return k < 1 || k > context; }), out.end());
+  return out;
+}
+
+std::vector<std::vector<CostEntry>> build_cost_tables(const ir::Module& m, const calibration::CalibrationStats& s,
+                                                      const frontend::SearchOptions& options,
+                                                      const CandidateSpace& space, const ErrorModel& model) {
+  calibration::check_stats_match_model(s, m.model, "calibration stats");
+  std::vector<std::vector<CostEntry>> tables(m.layers.size());
+  ir::Module scratch = m;
+  std::vector<ir::RetentionPolicy> policies = {ir::RetentionPolicy::Full};
+  for (auto p : space.policies)
+    if (p != ir::RetentionPolicy::Full) policies.push_back(p);
+  std::vector<int> ranks = {0};
+  for (int r : space.ranks)
+    if (r > 0 && r < m.model.head_dim) ranks.push_back(r);
+  for (std::size_t l = 0; l < m.layers.size(); ++l) {
+    const int layer = static_cast<int>(l);
+    const ir::LayerPlan original = scratch.layers[l];
+    for (const auto& [kb, vb] : space.pairs) {
+      for (int rank : ranks) {
+        for (auto policy : policies) {
+          std::vector<std::int64_t> keeps = {0};
+          if (policy != ir::RetentionPolicy::Full) keeps = space.keeps;
+          for (std::int64_t keep : keeps) {
+            LayerChoice c{kb, vb, policy, keep, rank};
+            ir::LayerPlan p = make_layer_plan(m, layer, c, options);
+            if (policy != ir::RetentionPolicy::Full && keep < std::max(1, ir::tail_capacity(p))) continue;
+            scratch.layers[l] = p;
+            CostEntry e;
+            e.choice = c;
+            e.bytes = ir::layer_bytes(scratch, layer).total();
+            e.error = layer_error(scratch, s, layer, p, model).total;
+            tables[l].push_back(e);
+          }
+        }
+      }
+    }
+    scratch.layers[l] = original;
+  }
+  return tables;
+}
+
+std::vector<CostEntry> pareto_frontier(std::vector<CostEntry> entries) {
+  std::stable_sort(entries.begin(), entries.end(), [](const CostEntry& a, const CostEntry& b) {
+    return a.bytes != b.bytes ? a.bytes < b.bytes : a.error < b.error;
+  });
+  std::vector<CostEntry> out;
+  for (const auto& e : entries)
+    if (out.empty() || e.error < out.back().error) out.push_back(e);
+  return out;
+}
+
+void apply_choices(ir::Module& m, const std::vector<LayerChoice>& choices, const frontend::SearchOptions& options) {
+  if (choices.size() != m.layers.size())
+    throw Error("apply_choices: " + std::to_string(choices.size()) + " choices for " +
+                std::to_string(m.layers.size()) + " layers");
+  std::vector<ir::LayerPlan> planned;
+  for (std::size_t l = 0; l < choices.size(); ++l)
+    planned.push_back(make_layer_plan(m, static_cast<int>(l), choices[l], options));
+  m.layers = std::move(planned);
+}
+
+}  // namespace kvc::passes

@@ -1,0 +1,129 @@
+#pragma once
+// The error model every search pass plans with, and the cost tables it builds.
+//
+// One function predicts the error of ANY plan (predict_plan_error); the search
+// passes (kvtuner, joint, prefixkv, cake, xkv), `kvc explain` and `kvc sweep` all
+// report predicted error through it, so their numbers are comparable.
+//
+// Per layer, each knob contributes a relative attention-output error measured by
+// `kvc calibrate` (calibration/stats.h), averaged over the layer's KV heads:
+//   quant      quant_output_error_mean[l][h][K bits][V bits]; 16 bits reads as 8
+//              (the smallest measured error, ~0) when the other side is quantized.
+//   retention  retention_output_error_mean[l][h][policy][ratio], linearly
+//              interpolated in keep ratio = kept tokens / workload.context between
+//              the measured ratios, 0 at ratio 1 (keep everything), flat below the
+//              smallest measured ratio. CAKE reads the SnapKV column (both select
+//              from the prefill's observation-window attention).
+//   rank       key_rank_error_g1[l][rank * kv_heads] (relative key error of the
+//              best rank-(rank*kv_heads) approximation of the layer's keys) times
+//              the layer's key-to-output gain, derived from the stats themselves:
+//              mean over K bits of quant_output_error[K][8] / quant_key_error[K]
+//              (how much relative output error one unit of relative key error makes
+//              when values are nearly exact). Cross-layer bases read the same
+//              per-layer curve (a lower bound; documented in the report).
+// The three perturbations are independent, so their SQUARED relative output errors
+// add: layer error = quant^2 + retention^2 + rank^2. KL between next-token
+// distributions is quadratic in a small logit perturbation, and each layer's
+// output perturbation feeds the logits, so the plan's predicted error is the sum of
+// layer errors, each times the layer's weight (1 unless fitted, see ErrorModel).
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "calibration/stats.h"
+#include "frontend/spec.h"
+#include "ir/plan.h"
+
+namespace kvc::passes {
+
+// Free constants of the model. Defaults are the derived ones (equal layer weights).
+struct ErrorModel {
+  std::vector<double> layer_weight;  // empty = 1 for every layer
+  double weight(int layer) const {
+    return layer < static_cast<int>(layer_weight.size()) ? layer_weight[layer] : 1.0;
+  }
+};
+
+// One layer's predicted error, by knob (relative output errors, not squared) and
+// combined (sum of squares times the layer weight).
+struct LayerErrorBreakdown {
+  double quant = 0;
+  double retention = 0;
+  double rank = 0;
+  double weight = 1;
+  double total = 0;  // weight * (quant^2 + retention^2 + rank^2)
+};
+
+struct PlanErrorPrediction {
+  double total = 0;
+  std::vector<LayerErrorBreakdown> layers;
+};
+
+// Throws kvc::Error when the stats lack a tensor the model reads or were measured
+// on another model shape than `plan`.
+PlanErrorPrediction predict_plan_error(const ir::Module& plan, const calibration::CalibrationStats& stats,
+                                       const ErrorModel& model = {});
+
+// The knob-level primitives (layer l, averaged over KV heads).
+double predicted_quant_error(const calibration::CalibrationStats& stats, int layer, int key_bits, int value_bits);
+double predicted_retention_error(const calibration::CalibrationStats& stats, int layer, ir::RetentionPolicy policy,
+                                 double keep_ratio);
+double predicted_rank_error(const calibration::CalibrationStats& stats, int layer, int rank);
+// The mean-over-bits quant output error of the layer: its sensitivity (KVTuner's e_o).
+double layer_sensitivity(const calibration::CalibrationStats& stats, int layer);
+
+// ---------------------------------------------------------------------------
+// Cost tables: per layer, every candidate setting with its bytes and error.
+
+// One layer's setting of every knob.
+struct LayerChoice {
+  int key_bits = 16;
+  int value_bits = 16;
+  ir::RetentionPolicy policy = ir::RetentionPolicy::Full;
+  std::int64_t keep = 0;  // tokens kept (0 with Full)
+  int rank = 0;           // per KV head, 0 = full head_dim
+  bool operator==(const LayerChoice&) const = default;
+};
+std::string describe(const LayerChoice& choice);  // "K4V2 snapkv keep 96 rank 4"
+
+// The LayerPlan a choice makes for `layer` of `m`, with the spec's group, residual,
+// retention parameters (sink, window, pool, gamma) and basis source.
+ir::LayerPlan make_layer_plan(const ir::Module& m, int layer, const LayerChoice& choice,
+                              const frontend::SearchOptions& options);
+
+// What a search may choose from, for every layer alike.
+struct CandidateSpace {
+  std::vector<std::pair<int, int>> pairs;          // (K bits, V bits); (16,16) = fp16
+  std::vector<ir::RetentionPolicy> policies;       // Full is always a candidate (keep = 0)
+  std::vector<std::int64_t> keeps;                 // token budgets tried with each policy
+  std::vector<int> ranks;                          // 0 = full head_dim is always tried
+};
+
+// The precision pairs of search.precision.candidates, or K8V8, K8V4, K4V8, K4V4,
+// K4V2, K2V4, K2V2 when the spec names none.
+std::vector<std::pair<int, int>> precision_candidates(const frontend::PrecisionSearch& options);
+// Token budgets worth trying: every whole token block above the tail for short
+// contexts (bytes only change per block, error falls with tokens), at most
+// `max_levels` evenly spread block-aligned budgets otherwise; each a legal budget
+// for `plan_template` (>= its tail capacity, <= context).
+std::vector<std::int64_t> keep_levels(const ir::Module& m, const ir::LayerPlan& plan_template, int max_levels = 64);
+
+struct CostEntry {
+  LayerChoice choice;
+  std::int64_t bytes = 0;  // ir::layer_bytes(...).total() of the plan the choice makes
+  double error = 0;        // that layer's weighted predicted error
+};
+
+// Every candidate of `space` for every layer (bytes from ir/layout.h, error from
+// predict_plan_error's layer model).
+std::vector<std::vector<CostEntry>> build_cost_tables(const ir::Module& m, const calibration::CalibrationStats& stats,
+                                                      const frontend::SearchOptions& options,
+                                                      const CandidateSpace& space, const ErrorModel& model = {});
+
+// Keeps only entries on the (bytes ascending, error strictly descending) frontier.
+std::vector<CostEntry> pareto_frontier(std::vector<CostEntry> entries);
+
+// Applies one choice per layer to `m`.
+void apply_choices(ir::Module& m, const std::vector<LayerChoice>& choices, const frontend::SearchOptions& options);
+
+}  // namespace kvc::passes
