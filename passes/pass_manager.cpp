@@ -3,8 +3,12 @@
 #include <cstdio>
 
 #include "ir/printer.h"
+#include "passes/cake.h"
 #include "passes/estimate.h"
+#include "passes/joint.h"
+#include "passes/kvtuner.h"
 #include "passes/legalize.h"
+#include "passes/prefixkv.h"
 #include "passes/uniform.h"
 #include "support/diagnostics.h"
 #include "support/text.h"
@@ -15,6 +19,14 @@ const std::vector<PassInfo>& pass_registry() {
   static const std::vector<PassInfo> registry = {
       {"uniform", "one format for every layer: uniform<K4V2>, uniform<fp16>, or the most precise that fits",
        [](const std::string& a) { return std::make_unique<UniformPass>(a); }},
+      {"prefixkv", "tokens per layer from one global prefix-attention level (PrefixKV): prefixkv<K4V2,h2o>",
+       [](const std::string& a) { return std::make_unique<PrefixKVPass>(a); }},
+      {"cake", "tokens per layer in proportion to attention entropy x variance, CAKE eviction: cake<tau1=1,tau2=1>",
+       [](const std::string& a) { return std::make_unique<CakePass>(a); }},
+      {"kvtuner", "per-layer K/V precision pairs under the budget (Pareto pruning, clustering, exact knapsack)",
+       [](const std::string&) { return std::make_unique<KVTunerPass>(); }},
+      {"joint", "bits, kept tokens and key rank of every layer under one budget (exact knapsack over bytes)",
+       [](const std::string&) { return std::make_unique<JointPass>(); }},
       {"estimate", "exact bytes per layer and in total",
        [](const std::string&) { return std::make_unique<EstimatePass>(); }},
       {"legalize", "verify the plan and check that it fits the budget",
@@ -61,9 +73,17 @@ std::vector<PassInvocation> parse_pipeline(const std::string& text) {
   return out;
 }
 
-std::string default_pipeline(const PassContext&) {
-  // Without calibration statistics only the uniform ladder is meaningful.
-  return "uniform,estimate,legalize";
+std::string default_pipeline(const PassContext& ctx) {
+  const auto& search = ctx.search;
+  // The search passes plan from calibration statistics; each tunes its knob and
+  // `estimate,legalize` check the result. `joint` tunes every knob at once.
+  std::string first = "uniform";
+  if (search.joint) first = "joint";
+  else if (search.precision.method == "kvtuner") first = "kvtuner";
+  else if (search.retention.method == "prefixkv") first = "prefixkv";
+  else if (search.retention.method == "cake") first = "cake";
+  else if (search.lowrank.method == "xkv") first = "xkv";
+  return first + ",estimate,legalize";
 }
 
 PassManager::PassManager(const std::vector<PassInvocation>& pipeline) {

@@ -1,0 +1,170 @@
+#include "test_support/synthetic_stats.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+namespace kvc::testing {
+namespace {
+
+// splitmix64: the same numbers on every platform (std distributions are not).
+class Random {
+ public:
+  explicit Random(std::uint64_t seed) : state_(seed) {}
+  double uniform(double lo, double hi) {
+    std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    return lo + (hi - lo) * static_cast<double>(z >> 11) / 9007199254740992.0;
+  }
+
+ private:
+  std::uint64_t state_;
+};
+
+calibration::StatsTensor make_tensor(std::vector<std::int64_t> shape) {
+  std::int64_t n = 1;
+  for (std::int64_t e : shape) n *= e;
+  return {std::move(shape), std::vector<float>(static_cast<std::size_t>(n), 0.0f)};
+}
+
+}  // namespace
+
+calibration::CalibrationStats synthetic_stats(const ir::ModelShape& model, const SyntheticStatsOptions& options) {
+  calibration::CalibrationStats stats;
+  calibration::StatsMeta& meta = stats.meta;
+  meta.model = model;
+  meta.source = "synthetic (tests/test_support/synthetic_stats.h)";
+  meta.sequences = options.sequences;
+  meta.length = options.length;
+  meta.decode = std::max(1, options.length / 4);
+  meta.prompt = options.length - meta.decode;
+  meta.seed = options.seed;
+  meta.bits = {2, 3, 4, 8};
+  meta.keep_ratios = {0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75};
+  meta.prefix_points = options.prefix_points;
+  meta.max_group = options.max_group;
+
+  const int L = model.layers, H = model.kv_heads, d = model.head_dim, D = H * d, N = meta.sequences;
+  const int B = static_cast<int>(meta.bits.size()), R = static_cast<int>(meta.keep_ratios.size());
+  const int F = meta.prefix_points;
+  Random rng(options.seed);
+
+  // Per-layer character: attention concentration, quantization sensitivity, spectral decay.
+  std::vector<double> concentration(L), sensitivity(L), decay(L);
+  for (int l = 0; l < L; ++l) {
+    concentration[l] = rng.uniform(0.15, 0.85);
+    sensitivity[l] = rng.uniform(0.5, 2.0);
+    decay[l] = rng.uniform(0.05, 0.3) * D;  // eigenvalue i ~ exp(-i / decay)
+  }
+
+  for (const auto& [name, shape] : calibration::expected_tensor_shapes(meta)) stats.tensors[name] = make_tensor(shape);
+  auto at = [&](const std::string& name) -> std::vector<float>& { return stats.tensors.at(name).data; };
+
+  // B. distributions
+  for (int l = 0; l < L; ++l)
+    for (int h = 0; h < H; ++h) {
+      const std::size_t lh = static_cast<std::size_t>(l * H + h);
+      for (int c = 0; c < d; ++c) {
+        const std::size_t i = lh * d + c;
+        const double spread = rng.uniform(0.5, 3.0);
+        at("key_channel_min")[i] = static_cast<float>(-spread);
+        at("key_channel_max")[i] = static_cast<float>(spread * rng.uniform(0.8, 1.2));
+        at("key_channel_mean")[i] = static_cast<float>(rng.uniform(-0.1, 0.1));
+        at("key_channel_var")[i] = static_cast<float>(spread * spread / 9);
+      }
+      at("key_outlier_ratio")[lh] = static_cast<float>(rng.uniform(1.0, 6.0));
+      at("value_outlier_ratio")[lh] = static_cast<float>(rng.uniform(1.0, 2.0));
+      const double range = rng.uniform(0.5, 2.0);
+      at("value_token_range_p50")[lh] = static_cast<float>(range);
+      at("value_token_range_mean")[lh] = static_cast<float>(range * 1.05);
+      at("value_token_range_p99")[lh] = static_cast<float>(range * 1.8);
+      at("value_token_range_max")[lh] = static_cast<float>(range * 2.5);
+      at("value_token_absmax_mean")[lh] = static_cast<float>(range * 0.6);
+      at("value_token_absmax_max")[lh] = static_cast<float>(range * 1.5);
+    }
+
+  // C. quantization: error ~ 2^-bits, keys weigh more than values.
+  for (int n = 0; n < N; ++n)
+    for (int l = 0; l < L; ++l)
+      for (int h = 0; h < H; ++h) {
+        const double head = sensitivity[l] * rng.uniform(0.8, 1.2);
+        for (int kb = 0; kb < B; ++kb)
+          for (int vb = 0; vb < B; ++vb) {
+            const double e = head * (1.6 * std::ldexp(1.0, -meta.bits[kb]) + std::ldexp(1.0, -meta.bits[vb])) *
+                             rng.uniform(0.95, 1.05);
+            const std::size_t i = ((static_cast<std::size_t>(n * L + l) * H + h) * B + kb) * B + vb;
+            at("quant_output_error")[i] = static_cast<float>(e);
+            const std::size_t j = (static_cast<std::size_t>(l * H + h) * B + kb) * B + vb;
+            at("quant_output_error_mean")[j] += static_cast<float>(e / N);
+            at("quant_output_error_p90")[j] = std::max(at("quant_output_error_p90")[j], static_cast<float>(e * 1.2));
+          }
+      }
+  for (int l = 0; l < L; ++l)
+    for (int h = 0; h < H; ++h)
+      for (int b = 0; b < B; ++b) {
+        const std::size_t i = static_cast<std::size_t>(l * H + h) * B + b;
+        at("quant_key_error")[i] = static_cast<float>(0.5 * std::ldexp(1.0, -meta.bits[b]));
+        at("quant_value_error")[i] = static_cast<float>(0.4 * std::ldexp(1.0, -meta.bits[b]));
+      }
+
+  // D. retention: prefix curves x^a and errors c_policy * (1 - F(ratio)).
+  const double policy_scale[3] = {1.0, 0.6, 0.5};  // StreamingLLM, H2O, SnapKV
+  for (int n = 0; n < N; ++n)
+    for (int l = 0; l < L; ++l) {
+      const double a = std::clamp(concentration[l] * rng.uniform(0.95, 1.05), 0.05, 1.0);
+      for (int i = 0; i < F; ++i) {
+        const double v = i + 1 == F ? 1.0 : std::pow(static_cast<double>(i + 1) / F, a);
+        at("prefix_curve")[static_cast<std::size_t>(n * L + l) * F + i] = static_cast<float>(v);
+        at("prefix_curve_mean")[static_cast<std::size_t>(l) * F + i] += static_cast<float>(v / N);
+      }
+      for (int h = 0; h < H; ++h) {
+        const std::size_t nlh = static_cast<std::size_t>(n * L + l) * H + h, lh = static_cast<std::size_t>(l * H + h);
+        const double head = rng.uniform(0.9, 1.1);
+        for (int p = 0; p < 3; ++p)
+          for (int r = 0; r < R; ++r) {
+            const double e = policy_scale[p] * head * (1.0 - std::pow(meta.keep_ratios[r], a));
+            at("retention_output_error")[(nlh * 3 + p) * R + r] = static_cast<float>(e);
+            at("retention_output_error_mean")[(lh * 3 + p) * R + r] += static_cast<float>(e / N);
+            float& p90 = at("retention_output_error_p90")[(lh * 3 + p) * R + r];
+            p90 = std::max(p90, static_cast<float>(e * 1.1));
+          }
+        const double entropy = (1.0 + 4.0 * a) * rng.uniform(0.9, 1.1) * 32;
+        const double variance = rng.uniform(0.5, 1.5) * 1e-3;
+        at("cake_entropy")[nlh] = static_cast<float>(entropy);
+        at("cake_variance")[nlh] = static_cast<float>(variance);
+        at("cake_entropy_mean")[lh] += static_cast<float>(entropy / N);
+        at("cake_variance_mean")[lh] += static_cast<float>(variance / N);
+      }
+    }
+
+  // E. low rank: descending spectra; a group of s layers decays s times slower
+  // than its layers on average, a little less (adjacent layers share directions).
+  for (int s = 1; s <= meta.max_group && s <= L; ++s) {
+    auto& spectrum = at("key_spectrum_g" + std::to_string(s));
+    auto& error = at("key_rank_error_g" + std::to_string(s));
+    const int width = s * D;
+    for (int l = 0; l + s <= L; ++l) {
+      double rate = 0;
+      for (int k = l; k < l + s; ++k) rate += decay[k];
+      rate *= s == 1 ? 1.0 : 0.85;
+      std::vector<double> lambda(static_cast<std::size_t>(width));
+      for (int i = 0; i < width; ++i) lambda[i] = 100.0 * std::exp(-i / rate);
+      double total = 0;
+      for (double v : lambda) total += v;
+      double tail = total;
+      for (int r = 0; r <= width; ++r) {
+        error[static_cast<std::size_t>(l) * (width + 1) + r] = static_cast<float>(std::sqrt(std::max(tail, 0.0) / total));
+        if (r < width) {
+          spectrum[static_cast<std::size_t>(l) * width + r] = static_cast<float>(lambda[r]);
+          tail -= lambda[r];
+        }
+      }
+      error[static_cast<std::size_t>(l) * (width + 1) + width] = 0.0f;
+    }
+  }
+  return stats;
+}
+
+}  // namespace kvc::testing
