@@ -29,6 +29,20 @@ typedef struct kvc_attend_args {
 
 typedef void (*kvc_attend_fn)(const kvc_attend_args* args);
 
+/* Quantize-on-append: one call encodes ONE main block of one KV head (B tokens,
+ * ir/layout.h "Main block layout": K section then V section) exactly as the
+ * reference encoder does (backends/reference/quantize.h, encode_block): the same
+ * bytes for the same inputs. B, key_dims and head_dim are those of the layer the
+ * encoder was generated for. Inputs must be finite with |x| <= 65504 (what the
+ * runtime accepts), so every scale and minimum is a finite fp16 number. */
+typedef struct kvc_append_args {
+  const float* k; /* [B][key_dims] keys (post-RoPE), or their low-rank coefficients, oldest first */
+  const float* v; /* [B][head_dim] values, oldest first */
+  uint8_t* block; /* out: the block's bytes (ir::block_bytes of the layer's plan) */
+} kvc_append_args;
+
+typedef void (*kvc_append_fn)(const kvc_append_args* args);
+
 #ifdef __cplusplus
 }
 #endif
