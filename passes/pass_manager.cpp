@@ -8,6 +8,7 @@
 #include "passes/legalize.h"
 #include "passes/prefixkv.h"
 #include "passes/uniform.h"
+#include "passes/xkv.h"
 #include "support/diagnostics.h"
 #include "support/text.h"
 
@@ -21,6 +22,8 @@ const std::vector<PassInfo>& pass_registry() {
        [](const std::string& a) { return std::make_unique<PrefixKVPass>(a); }},
       {"cake", "tokens per layer in proportion to attention entropy x variance, CAKE eviction: cake<tau1=1,tau2=1>",
        [](const std::string& a) { return std::make_unique<CakePass>(a); }},
+      {"xkv", "low-rank keys in bases shared by adjacent layers, rank per group from the spectra: xkv<group=4,energy=0.9>",
+       [](const std::string& a) { return std::make_unique<XKVPass>(a); }},
       {"estimate", "exact bytes per layer and in total",
        [](const std::string&) { return std::make_unique<EstimatePass>(); }},
       {"legalize", "verify the plan and check that it fits the budget",
