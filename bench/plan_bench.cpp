@@ -1,0 +1,65 @@
+// How long each search pass takes to plan an 80-layer model: specs/llama-3.1-70b.yaml
+// (Llama-3.1-70B, 128K context, 8 GiB budget) with generated calibration statistics
+// of that shape (tests/test_support/synthetic_stats.h). Issue 6 asks for under 2 s.
+// Passes are looked up in pass_registry() by name; those not registered are skipped.
+#include <benchmark/benchmark.h>
+
+#include <memory>
+#include <string>
+
+#include "frontend/spec.h"
+#include "ir/layout.h"
+#include "passes/pass_manager.h"
+#include "support/diagnostics.h"
+#include "test_support/synthetic_stats.h"
+
+namespace {
+
+struct Workbench {
+  kvc::frontend::Spec spec;
+  std::shared_ptr<const kvc::calibration::CalibrationStats> stats;
+};
+
+const Workbench& workbench() {
+  static const Workbench w = [] {
+    Workbench out{kvc::frontend::load_spec(std::string(KVC_SOURCE_DIR) + "/specs/llama-3.1-70b.yaml"), nullptr};
+    out.stats = std::make_shared<const kvc::calibration::CalibrationStats>(kvc::testing::synthetic_stats(out.spec.model));
+    return out;
+  }();
+  return w;
+}
+
+void plan_with(benchmark::State& state, const std::string& pass) {
+  const Workbench& w = workbench();
+  const auto pipeline = kvc::passes::parse_pipeline(pass);
+  std::int64_t bytes = 0;
+  for (auto _ : state) {
+    kvc::passes::PassContext ctx;
+    ctx.search = w.spec.search;
+    ctx.stats = w.stats;
+    kvc::ir::Module m = w.spec.to_module();
+    kvc::passes::PassManager(pipeline).run(m, ctx);
+    bytes = kvc::ir::total_bytes(m);
+    benchmark::DoNotOptimize(bytes);
+  }
+  state.counters["plan_bytes"] = static_cast<double>(bytes);
+  state.counters["budget_bytes"] = static_cast<double>(w.spec.budget_bytes);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  for (const char* name : {"prefixkv", "cake", "xkv", "kvtuner", "joint"}) {
+    bool registered = false;
+    for (const auto& info : kvc::passes::pass_registry()) registered |= info.name == name;
+    if (!registered) continue;
+    benchmark::RegisterBenchmark((std::string("plan_llama70b/") + name).c_str(),
+                                 [name](benchmark::State& s) { plan_with(s, name); })
+        ->Unit(benchmark::kMillisecond)
+        ->Iterations(3);
+  }
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
