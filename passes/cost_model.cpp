@@ -139,13 +139,24 @@ double layer_sensitivity(const calibration::CalibrationStats& s, int layer) {
 
 namespace {
 
+// The stats' keep ratio whose share of dropped tokens equals the plan's. The stats
+// drop (1 - r) of the `prompt` tokens and keep every `decode` token, so they drop
+// (1 - r) * prompt / (prompt + decode) of what the last decode query sees; a plan
+// keeping `kept` of `context` tokens drops (context - kept) / context of them.
+double stats_keep_ratio(const calibration::CalibrationStats& s, std::int64_t kept, std::int64_t context) {
+  const double dropped = static_cast<double>(context - kept) / static_cast<double>(context);
+  const double prompt = s.meta.prompt, seen = s.meta.prompt + s.meta.decode;
+  if (prompt <= 0) return 1.0 - dropped;
+  return std::max(0.0, 1.0 - dropped * seen / prompt);
+}
+
 LayerErrorBreakdown layer_error(const ir::Module& m, const calibration::CalibrationStats& s, int layer,
                                 const ir::LayerPlan& p, const ErrorModel& model) {
   LayerErrorBreakdown b;
   b.quant = predicted_quant_error(s, layer, p.key.bits, p.value.bits);
   if (p.retention.policy != ir::RetentionPolicy::Full && m.workload.context > 0) {
-    const double ratio = static_cast<double>(ir::kept_tokens(p, m.workload.context)) / m.workload.context;
-    b.retention = predicted_retention_error(s, layer, p.retention.policy, ratio);
+    b.retention = predicted_retention_error(s, layer, p.retention.policy,
+                                            stats_keep_ratio(s, ir::kept_tokens(p, m.workload.context), m.workload.context));
   }
   if (p.lowrank.sharing != ir::BasisSharing::None) b.rank = predicted_rank_error(s, layer, p.lowrank.rank);
   b.weight = model.weight(layer);
@@ -183,7 +194,10 @@ std::string describe(const LayerChoice& c) {
 
 ir::LayerPlan make_layer_plan(const ir::Module& m, int layer, const LayerChoice& c,
                               const frontend::SearchOptions& options) {
-  ir::Module one = m;
+  // Only this layer: copying every layer per candidate would make an 80-layer search quadratic.
+  ir::Module one;
+  one.model = m.model;
+  one.workload = m.workload;
   one.layers = {m.layers.at(layer)};
   apply_uniform_precision(one, PrecisionPair{c.key_bits, c.value_bits}, options.precision);
   ir::LayerPlan p = one.layers.front();

@@ -10,9 +10,12 @@
 //   quant      quant_output_error_mean[l][h][K bits][V bits]; 16 bits reads as 8
 //              (the smallest measured error, ~0) when the other side is quantized.
 //   retention  retention_output_error_mean[l][h][policy][ratio], linearly
-//              interpolated in keep ratio = kept tokens / workload.context between
+//              interpolated in keep ratio between
 //              the measured ratios, 0 at ratio 1 (keep everything), flat below the
-//              smallest measured ratio. CAKE reads the SnapKV column (both select
+//              smallest measured ratio. A plan keeping k of N tokens reads the
+//              ratio r at which the stats dropped the same share of what the last
+//              query sees: the stats keep every decode token, so
+//              (1 - r) * prompt / (prompt + decode) = (N - k) / N. CAKE reads the SnapKV column (both select
 //              from the prefill's observation-window attention).
 //   rank       key_rank_error_g1[l][rank * kv_heads] (relative key error of the
 //              best rank-(rank*kv_heads) approximation of the layer's keys) times

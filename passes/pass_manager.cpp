@@ -5,6 +5,8 @@
 #include "ir/printer.h"
 #include "passes/cake.h"
 #include "passes/estimate.h"
+#include "passes/joint.h"
+#include "passes/kvtuner.h"
 #include "passes/legalize.h"
 #include "passes/prefixkv.h"
 #include "passes/uniform.h"
@@ -24,6 +26,10 @@ const std::vector<PassInfo>& pass_registry() {
        [](const std::string& a) { return std::make_unique<CakePass>(a); }},
       {"xkv", "low-rank keys in bases shared by adjacent layers, rank per group from the spectra: xkv<group=4,energy=0.9>",
        [](const std::string& a) { return std::make_unique<XKVPass>(a); }},
+      {"kvtuner", "per-layer K/V precision pairs under the budget (Pareto pruning, clustering, exact knapsack)",
+       [](const std::string&) { return std::make_unique<KVTunerPass>(); }},
+      {"joint", "bits, kept tokens and key rank of every layer under one budget (exact knapsack over bytes)",
+       [](const std::string&) { return std::make_unique<JointPass>(); }},
       {"estimate", "exact bytes per layer and in total",
        [](const std::string&) { return std::make_unique<EstimatePass>(); }},
       {"legalize", "verify the plan and check that it fits the budget",
@@ -70,9 +76,17 @@ std::vector<PassInvocation> parse_pipeline(const std::string& text) {
   return out;
 }
 
-std::string default_pipeline(const PassContext&) {
-  // Without calibration statistics only the uniform ladder is meaningful.
-  return "uniform,estimate,legalize";
+std::string default_pipeline(const PassContext& ctx) {
+  const auto& search = ctx.search;
+  // The search passes plan from calibration statistics; each tunes its knob and
+  // `estimate,legalize` check the result. `joint` tunes every knob at once.
+  std::string first = "uniform";
+  if (search.joint) first = "joint";
+  else if (search.precision.method == "kvtuner") first = "kvtuner";
+  else if (search.retention.method == "prefixkv") first = "prefixkv";
+  else if (search.retention.method == "cake") first = "cake";
+  else if (search.lowrank.method == "xkv") first = "xkv";
+  return first + ",estimate,legalize";
 }
 
 PassManager::PassManager(const std::vector<PassInvocation>& pipeline) {

@@ -5,6 +5,7 @@
 
 #include "calibration_commands.h"
 #include "commands.h"
+#include "search_commands.h"
 
 int main(int argc, char** argv) {
   CLI::App app{
@@ -17,6 +18,7 @@ int main(int argc, char** argv) {
   add(kvc::cli::add_compile_command(app), "compile");
   add(kvc::cli::add_calibrate_command(app), "calibrate");
   add(kvc::cli::add_eval_command(app), "eval");
+  add(kvc::cli::add_sweep_command(app), "sweep");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,187 @@
+#include "search/sweep.h"
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <ostream>
+
+#include "calibration/evaluate.h"
+#include "ir/layout.h"
+#include "passes/cost_model.h"
+#include "passes/pass_manager.h"
+#include "passes/uniform.h"
+#include "support/diagnostics.h"
+
+namespace kvc::search {
+
+const std::vector<std::string>& sweep_methods() {
+  static const std::vector<std::string> methods = {"kivi",     "streamingllm", "h2o", "snapkv", "kvtuner",
+                                                   "prefixkv", "cake",         "xkv", "joint"};
+  return methods;
+}
+
+std::string uniform_baseline_of(const std::string& method) {
+  if (method == "kvtuner" || method == "xkv") return "kivi";  // precision / rank vs uniform quantization
+  if (method == "prefixkv") return "h2o";                     // prefixkv keeps H2O's tokens per layer
+  if (method == "cake") return "snapkv";                      // CAKE selects from window attention like SnapKV
+  return "";
+}
+
+namespace {
+
+bool registered(const std::string& pass) {
+  for (const auto& info : passes::pass_registry())
+    if (info.name == pass) return true;
+  return false;
+}
+
+ir::Module base_module(const frontend::Spec& spec, double budget, int length) {
+  ir::Module m = spec.to_module();
+  m.workload.context = length;
+  m.workload.batch = 1;
+  // The evaluation decodes the second half of each sequence (calibration/evaluate.h).
+  m.workload.generate = std::min<std::int64_t>(m.workload.generate, length / 2);
+  m.budget_bytes = static_cast<std::int64_t>(std::floor(budget * static_cast<double>(ir::fp16_bytes(m))));
+  return m;
+}
+
+passes::PassContext context_for(const frontend::Spec& spec, const calibration::CalibrationStats& stats) {
+  passes::PassContext ctx;
+  ctx.search = spec.search;
+  ctx.stats = std::make_shared<const calibration::CalibrationStats>(stats);
+  return ctx;
+}
+
+// Uniform retention with `policy` at the same bytes: for each uniform precision of
+// the ladder, the most tokens every layer can keep; the least predicted error wins.
+std::optional<ir::Module> uniform_retention_plan(const ir::Module& start, const frontend::Spec& spec,
+                                                 const calibration::CalibrationStats& stats, const std::string& policy) {
+  frontend::RetentionSearch retention = spec.search.retention;
+  retention.method = policy;
+  std::vector<passes::PrecisionPair> ladder = {{16, 16}};
+  for (auto [k, v] : passes::precision_candidates(spec.search.precision)) ladder.push_back({k, v});
+  std::optional<ir::Module> best;
+  double best_error = 0;
+  for (const auto& pair : ladder) {
+    ir::Module m = start;
+    passes::apply_uniform_precision(m, pair, spec.search.precision);
+    auto tokens = passes::largest_fitting_retention(m, m.budget_bytes, retention);
+    if (!tokens) continue;
+    if (*tokens < m.workload.context) passes::apply_uniform_retention(m, *tokens, retention);
+    if (ir::total_bytes(m) > m.budget_bytes) continue;
+    const double error = passes::predict_plan_error(m, stats).total;
+    if (!best || error < best_error) {
+      best = m;
+      best_error = error;
+    }
+  }
+  return best;
+}
+
+}  // namespace
+
+std::optional<ir::Module> build_sweep_plan(const std::string& method, const frontend::Spec& spec,
+                                           const calibration::CalibrationStats& stats, double budget, int length,
+                                           std::string* why) {
+  ir::Module m = base_module(spec, budget, length);
+  try {
+    if (method == "streamingllm" || method == "h2o" || method == "snapkv") {
+      auto plan = uniform_retention_plan(m, spec, stats, method);
+      if (!plan && why) *why = "no uniform " + method + " plan fits the budget";
+      return plan;
+    }
+    const std::string pass = method == "kivi" ? "uniform" : method;
+    if (!registered(pass)) {
+      if (why) *why = "pass '" + pass + "' is not registered";
+      return std::nullopt;
+    }
+    passes::PassContext ctx = context_for(spec, stats);
+    if (method == "kivi") ctx.search.retention.method = "streamingllm";
+    passes::PassManager pm(passes::parse_pipeline(pass + ",estimate,legalize"));
+    pm.run(m, ctx);
+    return m;
+  } catch (const Error& e) {
+    if (why) *why = e.message();
+    return std::nullopt;
+  }
+}
+
+double spearman_correlation(const std::vector<double>& a, const std::vector<double>& b) {
+  const std::size_t n = std::min(a.size(), b.size());
+  if (n < 2) return 0.0;
+  auto ranks = [n](const std::vector<double>& v) {
+    std::vector<std::size_t> order(n);
+    for (std::size_t i = 0; i < n; ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t x, std::size_t y) { return v[x] < v[y]; });
+    std::vector<double> r(n);
+    for (std::size_t i = 0; i < n;) {
+      std::size_t j = i;
+      while (j + 1 < n && v[order[j + 1]] == v[order[i]]) ++j;
+      const double avg = 0.5 * static_cast<double>(i + j) + 1.0;
+      for (std::size_t k = i; k <= j; ++k) r[order[k]] = avg;
+      i = j + 1;
+    }
+    return r;
+  };
+  const auto ra = ranks(a), rb = ranks(b);
+  double ma = 0, mb = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    ma += ra[i];
+    mb += rb[i];
+  }
+  ma /= n;
+  mb /= n;
+  double sab = 0, saa = 0, sbb = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    sab += (ra[i] - ma) * (rb[i] - mb);
+    saa += (ra[i] - ma) * (ra[i] - ma);
+    sbb += (rb[i] - mb) * (rb[i] - mb);
+  }
+  return saa > 0 && sbb > 0 ? sab / std::sqrt(saa * sbb) : 0.0;
+}
+
+SweepResult run_sweep(const model::Model& model, const frontend::Spec& spec,
+                      const calibration::CalibrationStats& stats, const SweepOptions& options) {
+  if (options.budgets.empty()) throw Error({}, "--budgets", "no budget to sweep");
+  for (double b : options.budgets)
+    if (!(b > 0 && b <= 1)) throw Error({}, "--budgets", std::to_string(b) + " is not a fraction in (0, 1]");
+  const auto& methods = options.methods.empty() ? sweep_methods() : options.methods;
+  calibration::EvalOptions eval;
+  eval.sequences = options.sequences;
+  eval.length = options.length;
+  eval.seed = options.seed;
+  eval.threads = options.threads;
+  SweepResult out;
+  for (double budget : options.budgets) {
+    for (const auto& method : methods) {
+      std::string why;
+      auto plan = build_sweep_plan(method, spec, stats, budget, options.length, &why);
+      if (!plan) {
+        out.notes.push_back(method + " at " + std::to_string(budget) + ": skipped: " + why);
+        if (options.progress) *options.progress << "sweep: " << out.notes.back() << "\n";
+        continue;
+      }
+      const calibration::EvalReport r = calibration::evaluate_plan(model, *plan, eval, method);
+      SweepRow row;
+      row.budget = budget;
+      row.method = method;
+      row.bytes = ir::total_bytes(*plan);
+      row.kl_mean = r.kl_mean;
+      row.top1_agreement = r.top1_agreement;
+      row.predicted_error = passes::predict_plan_error(*plan, stats).total;
+      out.rows.push_back(row);
+      if (options.progress)
+        *options.progress << "sweep: budget " << budget << " " << method << ": " << row.bytes << " bytes, KL "
+                          << row.kl_mean << ", predicted " << row.predicted_error << "\n";
+    }
+  }
+  std::vector<double> predicted, measured;
+  for (const auto& row : out.rows) {
+    predicted.push_back(row.predicted_error);
+    measured.push_back(row.kl_mean);
+  }
+  out.spearman = spearman_correlation(predicted, measured);
+  return out;
+}
+
+}  // namespace kvc::search

@@ -1,0 +1,138 @@
+// kvtuner and joint: they fit the budget, are deterministic, and joint's predicted
+// error is never worse than a single-knob pass's (its candidate space contains
+// theirs). Offline: synthetic stats of the model's shape (synthetic_stats.h).
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <memory>
+
+#include "frontend/spec.h"
+#include "ir/layout.h"
+#include "ir/verifier.h"
+#include "passes/cost_model.h"
+#include "passes/pass_manager.h"
+#include "passes/synthetic_stats.h"
+#include "test_support/test_data.h"
+
+namespace kvc::passes {
+namespace {
+
+frontend::Spec stories_spec() { return frontend::load_spec(testing::source_dir() + "/specs/stories260K.yaml"); }
+
+struct Planned {
+  ir::Module module;
+  std::vector<std::string> notes;
+};
+
+Planned plan_with(const std::string& pipeline, const frontend::Spec& spec, double ratio,
+                  const std::shared_ptr<const calibration::CalibrationStats>& stats) {
+  Planned p{spec.to_module(), {}};
+  p.module.budget_bytes = static_cast<std::int64_t>(ratio * static_cast<double>(ir::fp16_bytes(p.module)));
+  PassContext ctx;
+  ctx.search = spec.search;
+  ctx.stats = stats;
+  PassManager pm(parse_pipeline(pipeline));
+  pm.run(p.module, ctx);
+  p.notes = ctx.notes;
+  return p;
+}
+
+bool registered(const std::string& name) {
+  for (const auto& info : pass_registry())
+    if (info.name == name) return true;
+  return false;
+}
+
+TEST(CostModel, UncompressedPlanPredictsZeroAndErrorsFallWithBits) {
+  const auto spec = stories_spec();
+  const auto stats = testing::make_synthetic_stats(spec.model);
+  ir::Module m = spec.to_module();
+  EXPECT_EQ(predict_plan_error(m, stats).total, 0.0);
+  EXPECT_GT(predicted_quant_error(stats, 0, 2, 2), predicted_quant_error(stats, 0, 4, 4));
+  EXPECT_GT(predicted_quant_error(stats, 0, 4, 4), predicted_quant_error(stats, 0, 8, 8));
+  EXPECT_GT(predicted_retention_error(stats, 1, ir::RetentionPolicy::H2O, 0.1),
+            predicted_retention_error(stats, 1, ir::RetentionPolicy::H2O, 0.6));
+  EXPECT_EQ(predicted_retention_error(stats, 1, ir::RetentionPolicy::H2O, 1.0), 0.0);
+  EXPECT_GT(predicted_rank_error(stats, 2, 2), predicted_rank_error(stats, 2, 6));
+  EXPECT_THROW(predicted_quant_error(stats, 0, 5, 4), Error);
+  EXPECT_THROW(predicted_quant_error(stats, 9, 4, 4), Error);
+}
+
+TEST(CostModel, CostTableBytesAreTheLayoutBytesOfThePlanEachChoiceMakes) {
+  const auto spec = stories_spec();
+  const auto stats = testing::make_synthetic_stats(spec.model);
+  const ir::Module m = spec.to_module();
+  CandidateSpace space;
+  space.pairs = {{4, 2}, {8, 8}};
+  space.policies = {ir::RetentionPolicy::SnapKV};
+  space.keeps = {64, 160};
+  space.ranks = {4};
+  const auto tables = build_cost_tables(m, stats, spec.search, space);
+  ASSERT_EQ(tables.size(), m.layers.size());
+  for (const auto& e : tables[3]) {
+    ir::Module one = m;
+    one.layers[3] = make_layer_plan(m, 3, e.choice, spec.search);
+    EXPECT_TRUE(ir::verify_module(one).empty()) << describe(e.choice);
+    EXPECT_EQ(e.bytes, ir::layer_bytes(one, 3).total()) << describe(e.choice);
+    EXPECT_DOUBLE_EQ(e.error, predict_plan_error(one, stats).layers[3].total) << describe(e.choice);
+  }
+}
+
+class SearchPassesAtBudget : public ::testing::TestWithParam<double> {};
+
+TEST_P(SearchPassesAtBudget, FitDeterministicAndJointIsNeverWorse) {
+  const double ratio = GetParam();
+  const auto spec = stories_spec();
+  auto stats = std::make_shared<const calibration::CalibrationStats>(testing::make_synthetic_stats(spec.model));
+  const Planned joint = plan_with("joint,estimate,legalize", spec, ratio, stats);
+  EXPECT_LE(ir::total_bytes(joint.module), joint.module.budget_bytes);
+  EXPECT_TRUE(ir::verify_module(joint.module).empty());
+  EXPECT_EQ(plan_with("joint", spec, ratio, stats).module, joint.module) << "joint is not deterministic";
+  const double joint_error = predict_plan_error(joint.module, *stats).total;
+
+  for (const std::string pass : {"kvtuner", "uniform", "prefixkv", "cake", "xkv"}) {
+    if (!registered(pass)) continue;
+    Planned single;
+    try {
+      single = plan_with(pass + ",estimate,legalize", spec, ratio, stats);
+    } catch (const Error&) {
+      continue;  // it cannot fit this budget: nothing to compare
+    }
+    if (pass == "kvtuner") {
+      EXPECT_EQ(plan_with("kvtuner", spec, ratio, stats).module, single.module) << "kvtuner is not deterministic";
+      bool both_reported = false;
+      for (const auto& n : single.notes) both_reported |= n.find("clustered search") != std::string::npos;
+      EXPECT_TRUE(both_reported);
+    }
+    EXPECT_LE(joint_error, predict_plan_error(single.module, *stats).total + 1e-12) << pass << " at " << ratio;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Budgets, SearchPassesAtBudget, ::testing::Values(0.5, 0.25, 0.15, 0.1));
+
+TEST(DefaultPipeline, FollowsTheSearchSection) {
+  PassContext ctx;
+  EXPECT_EQ(default_pipeline(ctx), "uniform,estimate,legalize");
+  ctx.search.precision.method = "kvtuner";
+  EXPECT_EQ(default_pipeline(ctx), "kvtuner,estimate,legalize");
+  ctx.search.joint = true;
+  EXPECT_EQ(default_pipeline(ctx), "joint,estimate,legalize");
+  PassContext retention;
+  retention.search.retention.method = "prefixkv";
+  EXPECT_EQ(default_pipeline(retention), "prefixkv,estimate,legalize");
+}
+
+TEST(JointPass, PlansAnEightyLayerModelInUnderTwoSeconds) {
+  const auto spec = frontend::load_spec(testing::source_dir() + "/specs/llama-3.1-70b.yaml");
+  auto stats = std::make_shared<const calibration::CalibrationStats>(testing::make_synthetic_stats(spec.model));
+  ASSERT_EQ(spec.model.layers, 80);
+  const auto start = std::chrono::steady_clock::now();
+  const Planned joint = plan_with("joint,estimate,legalize", spec, 0.25, stats);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_LE(ir::total_bytes(joint.module), joint.module.budget_bytes);
+  EXPECT_LT(seconds, 2.0);
+}
+
+}  // namespace
+}  // namespace kvc::passes
