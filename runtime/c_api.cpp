@@ -47,6 +47,34 @@ kvc_status null_runtime() { return report(KVC_ERROR_INVALID_ARGUMENT, "runtime i
 
 int threads_of(const kvc_runtime_options* options) { return options && options->threads > 1 ? options->threads : 1; }
 
+// The Store options a config asks for; NULL = the defaults.
+kvc::runtime::StoreOptions store_options(const kvc_runtime_config* config) {
+  const kvc_runtime_config c = config ? *config : kvc_runtime_config_default();
+  if (c.size < sizeof(kvc_runtime_config))
+    kvc::runtime::fail(KVC_ERROR_INVALID_ARGUMENT, "kvc_runtime_config.size is " + std::to_string(c.size) +
+                                                       ", expected at least " + std::to_string(sizeof(kvc_runtime_config)) +
+                                                       " (start from kvc_runtime_config_default())");
+  kvc::runtime::StoreOptions o;
+  o.threads = c.threads > 1 ? c.threads : 1;
+  o.backend = c.backend;
+  switch (c.isa) {
+    case KVC_ISA_HOST: o.isa = kvc::ir::KernelIsa::Host; break;
+    case KVC_ISA_SCALAR: o.isa = kvc::ir::KernelIsa::Scalar; break;
+    case KVC_ISA_AVX2: o.isa = kvc::ir::KernelIsa::Avx2; break;
+    case KVC_ISA_AVX512: o.isa = kvc::ir::KernelIsa::Avx512; break;
+    default: kvc::runtime::fail(KVC_ERROR_INVALID_ARGUMENT, "unknown isa " + std::to_string(static_cast<int>(c.isa)));
+  }
+  return o;
+}
+
+// `kvc compile -o DIR` writes the plan as DIR/plan.kvc.
+kvc::ir::Module read_plan(const char* plan_path) {
+  std::filesystem::path path(plan_path);
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) path /= "plan.kvc";
+  return kvc::ir::read_module_file(path.string());
+}
+
 }  // namespace
 
 extern "C" {
@@ -69,12 +97,8 @@ kvc_status kvc_runtime_create(const char* plan_path, const kvc_runtime_options* 
   if (!plan_path || !out) return report(KVC_ERROR_INVALID_ARGUMENT, "kvc_runtime_create: null argument");
   *out = nullptr;
   return guarded(KVC_ERROR_PLAN, [&] {
-    std::filesystem::path path(plan_path);
-    std::error_code ec;
-    // `kvc compile -o DIR` writes the plan as DIR/plan.kvc.
-    if (std::filesystem::is_directory(path, ec)) path /= "plan.kvc";
     auto rt = std::make_unique<kvc_runtime>();
-    rt->store = std::make_unique<kvc::runtime::Store>(kvc::ir::read_module_file(path.string()), threads_of(options));
+    rt->store = std::make_unique<kvc::runtime::Store>(read_plan(plan_path), threads_of(options));
     *out = rt.release();
   });
 }
@@ -89,6 +113,59 @@ kvc_status kvc_runtime_create_from_text(const char* plan_text, const kvc_runtime
                                                       threads_of(options));
     *out = rt.release();
   });
+}
+
+kvc_runtime_config kvc_runtime_config_default(void) {
+  kvc_runtime_config c{};
+  c.size = sizeof(kvc_runtime_config);
+  c.threads = 1;
+  c.backend = KVC_BACKEND_LLVM_JIT;
+  c.isa = KVC_ISA_HOST;
+  return c;
+}
+
+kvc_status kvc_runtime_create_with_config(const char* plan_path, const kvc_runtime_config* config, kvc_runtime** out) {
+  if (!plan_path || !out) return report(KVC_ERROR_INVALID_ARGUMENT, "kvc_runtime_create_with_config: null argument");
+  *out = nullptr;
+  return guarded(KVC_ERROR_PLAN, [&] {
+    const kvc::runtime::StoreOptions options = store_options(config);
+    auto rt = std::make_unique<kvc_runtime>();
+    rt->store = std::make_unique<kvc::runtime::Store>(read_plan(plan_path), options);
+    *out = rt.release();
+  });
+}
+
+kvc_status kvc_runtime_create_from_text_with_config(const char* plan_text, const kvc_runtime_config* config,
+                                                    kvc_runtime** out) {
+  if (!plan_text || !out)
+    return report(KVC_ERROR_INVALID_ARGUMENT, "kvc_runtime_create_from_text_with_config: null argument");
+  *out = nullptr;
+  return guarded(KVC_ERROR_PLAN, [&] {
+    const kvc::runtime::StoreOptions options = store_options(config);
+    auto rt = std::make_unique<kvc_runtime>();
+    rt->store = std::make_unique<kvc::runtime::Store>(kvc::ir::parse_module(plan_text, "<plan text>"), options);
+    *out = rt.release();
+  });
+}
+
+kvc_status kvc_backend_from_name(const char* name, kvc_backend* out) {
+  if (!name || !out) return report(KVC_ERROR_INVALID_ARGUMENT, "kvc_backend_from_name: null argument");
+  for (kvc_backend b : {KVC_BACKEND_REFERENCE, KVC_BACKEND_LLVM_JIT, KVC_BACKEND_LLVM_AOT})
+    if (std::string(name) == kvc_backend_name(b)) {
+      *out = b;
+      return KVC_OK;
+    }
+  return report(KVC_ERROR_INVALID_ARGUMENT,
+                "unknown backend '" + std::string(name) + "' (expected llvm-jit, llvm-aot or reference)");
+}
+
+const char* kvc_backend_name(kvc_backend backend) {
+  switch (backend) {
+    case KVC_BACKEND_REFERENCE: return "reference";
+    case KVC_BACKEND_LLVM_JIT: return "llvm-jit";
+    case KVC_BACKEND_LLVM_AOT: return "llvm-aot";
+  }
+  return "unknown";
 }
 
 void kvc_runtime_destroy(kvc_runtime* rt) { delete rt; }
@@ -158,6 +235,22 @@ kvc_status kvc_memory_stats_get(const kvc_runtime* rt, kvc_memory_stats* out) {
   if (!rt) return null_runtime();
   if (!out) return report(KVC_ERROR_INVALID_ARGUMENT, "kvc_memory_stats_get: null output");
   return guarded(KVC_ERROR_INTERNAL, [&] { *out = rt->store->memory_stats(); });
+}
+
+kvc_status kvc_kernel_stats_get(const kvc_runtime* rt, kvc_kernel_stats* out) {
+  if (!rt) return null_runtime();
+  if (!out) return report(KVC_ERROR_INVALID_ARGUMENT, "kvc_kernel_stats_get: null output");
+  return guarded(KVC_ERROR_INTERNAL, [&] { *out = rt->store->kernel_stats(); });
+}
+
+kvc_status kvc_layer_kernel_names(const kvc_runtime* rt, int32_t layer, const char** attend, const char** append) {
+  if (!rt) return null_runtime();
+  return guarded(KVC_ERROR_INVALID_ARGUMENT, [&] {
+    const char* a = rt->store->attend_kernel_name(layer);
+    const char* e = rt->store->append_kernel_name(layer);
+    if (attend) *attend = a;
+    if (append) *append = e;
+  });
 }
 
 }  // extern "C"

@@ -193,6 +193,14 @@ std::vector<std::int64_t> LayerStore::block_positions(int slot, int kv_head) con
   return pos;
 }
 
+const std::uint8_t* LayerStore::block_data(int slot, int kv_head, std::size_t i) const {
+  const SlotState& s = slots_[sz(slot)];
+  if (kv_head < 0 || sz(kv_head) >= s.heads.size()) fail(KVC_ERROR_INVALID_ARGUMENT, "KV head out of range");
+  const std::vector<Held>& held = s.heads[sz(kv_head)].held;
+  if (i >= held.size()) fail(KVC_ERROR_INVALID_ARGUMENT, "block " + std::to_string(i) + " is not held");
+  return pool_->data(held[i].slot);
+}
+
 // --- append -----------------------------------------------------------------------
 
 void LayerStore::check_append(int slot, const float* k, const float* v, std::int64_t n) const {
@@ -372,7 +380,12 @@ void LayerStore::place_block(int slot, int h, const float* k, const float* v, st
     pool_slot = head.held[victim].slot;
     head.held.erase(head.held.begin() + static_cast<std::ptrdiff_t>(victim));
   }
-  reference::encode_block(plan_, head_dim_, keys, v, pool_->data(pool_slot));
+  if (append_) {
+    const kvc_append_args args{keys, v, pool_->data(pool_slot)};
+    append_(&args);
+  } else {
+    reference::encode_block(plan_, head_dim_, keys, v, pool_->data(pool_slot));
+  }
   if (scores_)
     for (std::size_t t = 0; t < b; ++t) block_scores(pool_slot)[t] = scores ? scores[t] : 0.0f;
   head.held.push_back({pool_slot, first_pos});

@@ -63,6 +63,8 @@ class LayerStore {
   void set_calibrated_basis(int kv_head, const float* basis);
   void set_kernel(std::unique_ptr<AttendKernel> kernel) { kernel_ = std::move(kernel); }
   void reset_kernel();
+  // A generated encoder for this layer's blocks (kvc_append_fn); null = the reference encoder.
+  void set_append_encoder(kvc_append_fn encoder) { append_ = encoder; }
 
   const ir::LayerPlan& plan() const { return plan_; }
   int kv_heads() const { return kv_heads_; }
@@ -71,6 +73,9 @@ class LayerStore {
   std::int64_t blocks_total() const { return pool_->slots(); }
   std::int64_t held_blocks(int slot, int kv_head) const;
   std::vector<std::int64_t> block_positions(int slot, int kv_head) const;
+  // Bytes of held block i (oldest first) of (slot, kv_head), for inspection.
+  const std::uint8_t* block_data(int slot, int kv_head, std::size_t i) const;
+  std::int64_t block_bytes() const { return block_bytes_; }
   std::int64_t tokens_seen(int slot) const { return slots_[static_cast<std::size_t>(slot)].seen; }
   std::int64_t tail_tokens(int slot) const { return slots_[static_cast<std::size_t>(slot)].n_tail; }
   std::int64_t staging_bytes(int slot) const;
@@ -135,6 +140,7 @@ class LayerStore {
   LayerStore* basis_owner_ = this;
   std::vector<SlotState> slots_;
   std::unique_ptr<AttendKernel> kernel_;
+  kvc_append_fn append_ = nullptr;
 };
 
 }  // namespace kvc::runtime

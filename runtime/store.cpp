@@ -30,10 +30,25 @@ void check_shape(const ir::Module& m) {
 
 }  // namespace
 
-Store::Store(ir::Module module, int threads) : module_(std::move(module)), pool_(std::max(threads, 1)) {
+Store::Store(ir::Module module, int threads) : Store(std::move(module), StoreOptions{threads}) {}
+
+Store::Store(ir::Module module, const StoreOptions& options)
+    : module_(std::move(module)), backend_(options.backend), pool_(std::max(options.threads, 1)) {
+  if (backend_ != KVC_BACKEND_REFERENCE && backend_ != KVC_BACKEND_LLVM_JIT && backend_ != KVC_BACKEND_LLVM_AOT)
+    fail(KVC_ERROR_INVALID_ARGUMENT, "unknown backend " + std::to_string(static_cast<int>(backend_)));
   check_shape(module_);
   const int n = static_cast<int>(module_.layers.size());
   for (int l = 0; l < n; ++l) layers_.push_back(std::make_unique<LayerStore>(module_, l));
+  host_kernel_.assign(static_cast<std::size_t>(n), 0);
+  // After the layer stores have checked the plan, so a bad plan reports its
+  // storage error rather than a code generator's.
+  if (backend_ == KVC_BACKEND_LLVM_JIT) {
+    jit_ = std::make_unique<JitKernels>(module_, options.isa);
+    for (int l = 0; l < n; ++l) {
+      layers_[static_cast<std::size_t>(l)]->set_append_encoder(jit_->layer(l).append);
+      install_own_kernel(l);
+    }
+  }
   basis_group_.resize(static_cast<std::size_t>(n));
   for (int l = 0; l < n; ++l) {
     const ir::LowRank& lr = module_.layers[static_cast<std::size_t>(l)].lowrank;
@@ -206,13 +221,47 @@ void Store::set_calibrated_basis(int layer, int kv_head, const float* basis) {
   l.set_calibrated_basis(kv_head, basis);
 }
 
+void Store::install_own_kernel(int layer) {
+  LayerStore& l = *layers_[static_cast<std::size_t>(layer)];
+  if (jit_)
+    l.set_kernel(make_function_kernel(jit_->layer(layer).attend));
+  else
+    l.reset_kernel();
+}
+
 void Store::set_layer_kernel(int layer, kvc_attend_fn kernel) {
   LayerStore& l = layer_at(layer);
   std::lock_guard lock(mutex_);
   if (kernel)
     l.set_kernel(make_function_kernel(kernel));
   else
-    l.reset_kernel();
+    install_own_kernel(layer);
+  host_kernel_[static_cast<std::size_t>(layer)] = kernel ? 1 : 0;
+}
+
+kvc_kernel_stats Store::kernel_stats() const {
+  kvc_kernel_stats st{};
+  st.backend = backend_;
+  if (jit_) {
+    st.attend_kernels = jit_->attend_kernels();
+    st.append_kernels = jit_->append_kernels();
+    st.compile_ms = jit_->compile_ms();
+  }
+  std::lock_guard lock(mutex_);
+  for (char host : host_kernel_) st.host_layers += host ? 1 : 0;
+  return st;
+}
+
+const char* Store::attend_kernel_name(int layer) const {
+  layer_at(layer);
+  std::lock_guard lock(mutex_);
+  if (host_kernel_[static_cast<std::size_t>(layer)]) return "host";
+  return jit_ ? jit_->layer(layer).attend_name.c_str() : "reference";
+}
+
+const char* Store::append_kernel_name(int layer) const {
+  layer_at(layer);
+  return jit_ ? jit_->layer(layer).append_name.c_str() : "reference";
 }
 
 kvc_memory_stats Store::memory_stats() const {

@@ -11,14 +11,25 @@
 
 #include "ir/plan.h"
 #include "kvc.h"
+#include "ir/kernel_spec.h"
+#include "runtime/jit_kernels.h"
 #include "runtime/layer_store.h"
 #include "runtime/thread_pool.h"
 
 namespace kvc::runtime {
 
+struct StoreOptions {
+  int threads = 1;
+  kvc_backend backend = KVC_BACKEND_REFERENCE;  // kvc.h "Kernels"
+  ir::KernelIsa isa = ir::KernelIsa::Host;      // llvm-jit only
+};
+
 class Store {
  public:
-  // Throws StatusError(KVC_ERROR_PLAN) for a module that cannot be stored.
+  // Throws StatusError(KVC_ERROR_PLAN) for a module that cannot be stored (or,
+  // with llvm-jit, compiled).
+  Store(ir::Module module, const StoreOptions& options);
+  // The reference backend.
   Store(ir::Module module, int threads);
 
   const ir::Module& module() const { return module_; }
@@ -37,6 +48,11 @@ class Store {
   void set_layer_kernel(int layer, kvc_attend_fn kernel);
 
   kvc_memory_stats memory_stats() const;
+  kvc_kernel_stats kernel_stats() const;
+  // What `layer` runs: a generated symbol, "reference" or "host" (kvc.h). The
+  // pointers stay valid as long as the Store.
+  const char* attend_kernel_name(int layer) const;
+  const char* append_kernel_name(int layer) const;
 
   // Inspection for tests.
   const LayerStore& layer_store(int layer) const;
@@ -50,6 +66,8 @@ class Store {
   std::shared_ptr<Sequence> find(kvc_seq seq) const;
   LayerStore& layer_at(int layer) const;
   void check_query(const float* q, const float* out) const;
+  // The attention kernel `layer` runs when the host has installed none.
+  void install_own_kernel(int layer);
 
   ir::Module module_;
   std::vector<std::unique_ptr<LayerStore>> layers_;
@@ -58,6 +76,9 @@ class Store {
   std::map<kvc_seq, std::shared_ptr<Sequence>> sequences_;
   std::vector<int> free_slots_;
   kvc_seq next_id_ = 1;
+  kvc_backend backend_ = KVC_BACKEND_REFERENCE;
+  std::unique_ptr<JitKernels> jit_;      // llvm-jit only
+  std::vector<char> host_kernel_;        // per layer: runs a kernel set with set_layer_kernel (under mutex_)
   ThreadPool pool_;
 };
 

@@ -58,6 +58,20 @@
  * setting and stats are safe from any thread. kvc_attend() and kvc_attend_batch()
  * spread the KV heads (and sequences) over the runtime's own thread pool of
  * `threads` workers; results are bit-identical for any number of threads.
+ *
+ * Kernels (the spec's target.backend; choose it with kvc_runtime_create_with_config):
+ *   - KVC_BACKEND_REFERENCE: the plain C++ reference kernels define the results.
+ *   - KVC_BACKEND_LLVM_JIT: at creation the runtime JIT-compiles (LLVM ORC, this
+ *     CPU) one attention kernel per distinct layer format of the plan and one
+ *     quantize-on-append encoder per distinct storage format, and runs them. The
+ *     encoders write exactly the reference's bytes; attention outputs agree with
+ *     the reference to ~1e-6 of their norm (a different summation order).
+ *   - KVC_BACKEND_LLVM_AOT: the host links the kernels `kvc compile --emit obj`
+ *     wrote and installs each layer's with kvc_set_layer_kernel(); until it does,
+ *     a layer runs the reference kernel. Blocks are encoded by the reference encoder.
+ * kvc_runtime_create() and kvc_runtime_create_from_text() use the reference backend.
+ * kvc_kernel_stats_get() reports the JIT compile time, kvc_layer_kernel_names()
+ * what each layer runs.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -83,6 +97,34 @@ typedef int32_t kvc_seq;
 typedef struct kvc_runtime_options {
   int threads; /* worker threads for attention (the spec's target.threads); <= 1 = the calling thread only */
 } kvc_runtime_options;
+
+/* target.backend of the spec: kvc_backend_from_name("llvm-jit" | "llvm-aot" | "reference"). */
+typedef enum kvc_backend {
+  KVC_BACKEND_REFERENCE = 0,
+  KVC_BACKEND_LLVM_JIT = 1,
+  KVC_BACKEND_LLVM_AOT = 2
+} kvc_backend;
+
+/* Instruction set of JIT kernels; HOST = the best this CPU supports. */
+typedef enum kvc_isa { KVC_ISA_HOST = 0, KVC_ISA_SCALAR = 1, KVC_ISA_AVX2 = 2, KVC_ISA_AVX512 = 3 } kvc_isa;
+
+/* Creation options beyond kvc_runtime_options. Start from kvc_runtime_config_default():
+ * `size` lets later versions append fields without breaking hosts built against this one. */
+typedef struct kvc_runtime_config {
+  uint32_t size;       /* sizeof(kvc_runtime_config) as the host was compiled */
+  int32_t threads;     /* as kvc_runtime_options.threads */
+  kvc_backend backend; /* which kernels run (see "Kernels" above) */
+  kvc_isa isa;         /* LLVM_JIT only */
+} kvc_runtime_config;
+
+/* Which kernels a runtime runs and what compiling them cost. */
+typedef struct kvc_kernel_stats {
+  kvc_backend backend;
+  int32_t attend_kernels; /* distinct JIT attention kernels (0 unless LLVM_JIT) */
+  int32_t append_kernels; /* distinct JIT append encoders (0 unless LLVM_JIT) */
+  int32_t host_layers;    /* layers running a kernel installed with kvc_set_layer_kernel() */
+  double compile_ms;      /* wall time of the JIT compilation at creation */
+} kvc_kernel_stats;
 
 typedef struct kvc_model_info {
   int32_t layers, q_heads, kv_heads, head_dim;
@@ -110,6 +152,17 @@ kvc_status kvc_runtime_create(const char* plan_path, const kvc_runtime_options* 
 /* The same from IR text in memory. */
 kvc_status kvc_runtime_create_from_text(const char* plan_text, const kvc_runtime_options* options,
                                         kvc_runtime** out);
+/* The spec's defaults: size set, one thread, KVC_BACKEND_LLVM_JIT, KVC_ISA_HOST. */
+kvc_runtime_config kvc_runtime_config_default(void);
+/* As kvc_runtime_create / kvc_runtime_create_from_text, with the backend of `config`
+ * (NULL = kvc_runtime_config_default()). A plan the JIT cannot compile, or an isa this
+ * CPU lacks, fails with KVC_ERROR_PLAN or KVC_ERROR_INVALID_ARGUMENT. */
+kvc_status kvc_runtime_create_with_config(const char* plan_path, const kvc_runtime_config* config, kvc_runtime** out);
+kvc_status kvc_runtime_create_from_text_with_config(const char* plan_text, const kvc_runtime_config* config,
+                                                    kvc_runtime** out);
+/* "llvm-jit", "llvm-aot", "reference" (the spec's target.backend) -> kvc_backend. */
+kvc_status kvc_backend_from_name(const char* name, kvc_backend* out);
+const char* kvc_backend_name(kvc_backend backend);
 void kvc_runtime_destroy(kvc_runtime* rt);
 kvc_status kvc_model_info_get(const kvc_runtime* rt, kvc_model_info* out);
 
@@ -129,10 +182,18 @@ kvc_status kvc_attend_batch(kvc_runtime* rt, int32_t layer, const kvc_seq* seqs,
  * group, set it on any layer of the group). */
 kvc_status kvc_set_calibrated_basis(kvc_runtime* rt, int32_t layer, int32_t kv_head, const float* basis);
 /* Replaces the attention kernel of one layer (a JIT or AOT kernel generated for exactly that
- * layer's plan, see kvc_kernel_abi.h); NULL restores the reference kernel. */
+ * layer's plan, see kvc_kernel_abi.h); NULL restores the runtime's own kernel (the JIT one
+ * with KVC_BACKEND_LLVM_JIT, else the reference kernel). This is how KVC_BACKEND_LLVM_AOT
+ * hosts install the linked kernels: kvc_kernels.h maps each layer to its symbol. */
 kvc_status kvc_set_layer_kernel(kvc_runtime* rt, int32_t layer, kvc_attend_fn kernel);
 
 kvc_status kvc_memory_stats_get(const kvc_runtime* rt, kvc_memory_stats* out);
+kvc_status kvc_kernel_stats_get(const kvc_runtime* rt, kvc_kernel_stats* out);
+/* The names of the attention kernel and the append encoder `layer` runs: a generated C
+ * symbol (e.g. "kvc_attend_k4pc32_v2pt32_d128_g4_avx512", "kvc_append_k4pc32_v2pt32_d128_avx512"),
+ * "reference", or "host" for a kernel installed with kvc_set_layer_kernel(). The strings
+ * live as long as the runtime. Either output may be NULL. */
+kvc_status kvc_layer_kernel_names(const kvc_runtime* rt, int32_t layer, const char** attend, const char** append);
 
 #ifdef __cplusplus
 }
