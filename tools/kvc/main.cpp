@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   add(kvc::cli::add_calibrate_command(app), "calibrate");
   add(kvc::cli::add_eval_command(app), "eval");
   add(kvc::cli::add_sweep_command(app), "sweep");
+  add(kvc::cli::add_explain_command(app), "explain");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
