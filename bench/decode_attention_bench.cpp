@@ -1,7 +1,8 @@
 // Google Benchmark driver for decode attention on a Llama-3.1-8B layer.
 //   decode_attention_bench                 one benchmark per format x context x threads
 //   decode_attention_bench --summary       the full report (bandwidth, GB/s, fraction of
-//                                          bandwidth, speed-ups over fp16 and reference)
+//                                          bandwidth, speed-ups over fp16 and reference),
+//                                          with "+i8" rows for the int8-dot kernel option
 // Each iteration is one layer decode step; the steps cycle through enough layers'
 // caches to exceed the last-level cache several times (see decode_bench.h).
 #include <benchmark/benchmark.h>
@@ -24,8 +25,9 @@ double bandwidth_gbps(int threads) {
   return it->second;
 }
 
-void decode_step(benchmark::State& state, const bench::BenchFormat& format, std::int64_t context, int threads) {
-  bench::DecodeWorkload w(bench::llama31_8b_shape(), format.plan, context, threads, 4.0, ir::KernelIsa::Host);
+void decode_step(benchmark::State& state, const bench::BenchFormat& format, std::int64_t context, int threads,
+                 bool int8_dot) {
+  bench::DecodeWorkload w(bench::llama31_8b_shape(), format.plan, context, threads, 4.0, ir::KernelIsa::Host, int8_dot);
   for (int i = 0; i < w.layers(); ++i) w.step();  // warm-up lap: page faults and code out of the timing
   for (auto _ : state) w.step();
   const double bytes = static_cast<double>(w.bytes_per_call());
@@ -42,18 +44,26 @@ void decode_step(benchmark::State& state, const bench::BenchFormat& format, std:
 int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--summary") == 0) {
-      const auto report = bench::run_decode_bench(bench::llama31_8b_shape(), bench::default_formats());
+      bench::DecodeBenchOptions options;
+      options.int8_dot = true;
+      const auto report = bench::run_decode_bench(bench::llama31_8b_shape(), bench::default_formats(), options);
       std::fputs(bench::format_report(report).c_str(), stdout);
       return 0;
     }
   }
   static const auto formats = bench::default_formats();
   for (const auto& f : formats)
-    for (std::int64_t context : {4096, 32768})
-      for (int threads : {1, 2}) {
-        const std::string name = "decode/" + f.label + "/ctx" + std::to_string(context) + "/threads" + std::to_string(threads);
-        benchmark::RegisterBenchmark(name.c_str(), decode_step, f, context, threads)->UseRealTime()->MinTime(0.3);
-      }
+    for (bool int8_dot : {false, true}) {
+      if (int8_dot && !bench::DecodeWorkload::supports_int8_dot(bench::llama31_8b_shape(), f.plan)) continue;
+      for (std::int64_t context : {4096, 32768})
+        for (int threads : {1, 2}) {
+          const std::string name = "decode/" + f.label + (int8_dot ? "+i8" : "") + "/ctx" + std::to_string(context) +
+                                   "/threads" + std::to_string(threads);
+          benchmark::RegisterBenchmark(name.c_str(), decode_step, f, context, threads, int8_dot)
+              ->UseRealTime()
+              ->MinTime(0.3);
+        }
+    }
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

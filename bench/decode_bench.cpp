@@ -122,7 +122,7 @@ struct DecodeWorkload::Impl {
 };
 
 DecodeWorkload::DecodeWorkload(const ir::ModelShape& shape, const ir::LayerPlan& plan, std::int64_t context,
-                               int threads, double llc_multiple, ir::KernelIsa isa)
+                               int threads, double llc_multiple, ir::KernelIsa isa, bool int8_dot)
     : impl_(std::make_unique<Impl>()) {
   Impl& w = *impl_;
   if (plan.lowrank.rank > 0) throw Error("decode bench: low-rank plans need a basis; not supported here");
@@ -135,7 +135,8 @@ DecodeWorkload::DecodeWorkload(const ir::ModelShape& shape, const ir::LayerPlan&
   ir::Module m = ir::make_uncompressed_module(shape, ir::Workload{context, 1, 0}, 0);
   m.layers[0] = plan;
   m.layers[0].index = 0;
-  const ir::KernelSpec spec = ir::lower_layer(m, 0, isa);
+  ir::KernelSpec spec = ir::lower_layer(m, 0, isa);
+  spec.int8_dot = int8_dot;
   w.kernel = &jit_for(isa).get(spec);
   w.g = spec.g;
   w.block = ir::token_block(plan);
@@ -185,6 +186,13 @@ DecodeWorkload::DecodeWorkload(const ir::ModelShape& shape, const ir::LayerPlan&
 }
 
 DecodeWorkload::~DecodeWorkload() = default;
+
+bool DecodeWorkload::supports_int8_dot(const ir::ModelShape& shape, const ir::LayerPlan& plan) {
+  ir::Module m = ir::make_uncompressed_module(shape, ir::Workload{1, 1, 0}, 0);
+  m.layers[0] = plan;
+  m.layers[0].index = 0;
+  return ir::supports_int8_dot(ir::lower_layer(m, 0));
+}
 
 void DecodeWorkload::step() {
   Impl& w = *impl_;
@@ -243,10 +251,17 @@ DecodeBenchReport run_decode_bench(const ir::ModelShape& shape, const std::vecto
     for (std::size_t ti = 0; ti < options.threads.size(); ++ti) {
       const int threads = options.threads[ti];
       double fp16_s = 0;
+      std::vector<std::pair<const BenchFormat*, bool>> runs;  // format, int8_dot
       for (const BenchFormat& f : formats) {
-        DecodeWorkload w(shape, f.plan, context, threads, options.llc_multiple, options.isa);
+        runs.emplace_back(&f, false);
+        if (options.int8_dot && DecodeWorkload::supports_int8_dot(shape, f.plan)) runs.emplace_back(&f, true);
+      }
+      for (const auto& [fp, int8_dot] : runs) {
+        const BenchFormat& f = *fp;
+        DecodeWorkload w(shape, f.plan, context, threads, options.llc_multiple, options.isa, int8_dot);
         DecodeBenchResult r;
-        r.label = f.label;
+        r.label = int8_dot ? f.label + "+i8" : f.label;
+        r.int8_dot = int8_dot;
         r.kernel = w.kernel_name();
         r.context = context;
         r.threads = threads;
@@ -256,11 +271,11 @@ DecodeBenchReport run_decode_bench(const ir::ModelShape& shape, const std::vecto
         r.us_per_call = s * 1e6;
         r.gbps = static_cast<double>(r.bytes_per_call) / s / 1e9;
         r.fraction_of_bandwidth = r.gbps / report.bandwidth_gbps[ti];
-        if (f.plan.key.bits == 16 && f.plan.value.bits == 16 && f.plan.lowrank.rank == 0) fp16_s = s;
+        if (f.plan.key.bits == 16 && f.plan.value.bits == 16 && f.plan.lowrank.rank == 0 && !int8_dot) fp16_s = s;
         if (fp16_s > 0) r.speedup_vs_fp16 = fp16_s / s;
         if (options.time_reference) {
           if (!reference_s.count(f.label)) reference_s[f.label] = time_calls([&] { w.reference_step(); }, 0, 0.0, 1);
-          r.speedup_vs_reference = reference_s[f.label] / s;
+          r.speedup_vs_reference = reference_s.at(f.label) / s;
         }
         report.results.push_back(r);
       }
@@ -278,11 +293,11 @@ std::string format_report(const DecodeBenchReport& r) {
     << " ms\n";
   for (std::size_t i = 0; i < r.bandwidth_gbps.size(); ++i)
     o << "read bandwidth (1 GiB stream), thread count #" << i << ": " << r.bandwidth_gbps[i] << " GB/s\n";
-  std::snprintf(line, sizeof line, "%-6s %7s %3s %10s %10s %8s %7s %9s %8s %7s  %s\n", "format", "context", "thr",
+  std::snprintf(line, sizeof line, "%-8s %7s %3s %10s %10s %8s %7s %9s %8s %7s  %s\n", "format", "context", "thr",
                 "us/call", "MB/call", "GB/s", "of bw", "x fp16", "x ref", "layers", "kernel");
   o << line;
   for (const auto& x : r.results) {
-    std::snprintf(line, sizeof line, "%-6s %7lld %3d %10.1f %10.2f %8.2f %7.2f %9.2f %8.1f %7d  %s\n",
+    std::snprintf(line, sizeof line, "%-8s %7lld %3d %10.1f %10.2f %8.2f %7.2f %9.2f %8.1f %7d  %s\n",
                   x.label.c_str(), static_cast<long long>(x.context), x.threads, x.us_per_call,
                   static_cast<double>(x.bytes_per_call) / 1e6, x.gbps, x.fraction_of_bandwidth, x.speedup_vs_fp16,
                   x.speedup_vs_reference, x.layers_cycled, x.kernel.c_str());

@@ -38,11 +38,15 @@ struct DecodeBenchOptions {
   double llc_multiple = 4.0;      // caches cycled through >= this many LLCs (and >= 256 MiB)
   bool time_reference = true;     // also time backends/reference (slow) for the speed-up column
   ir::KernelIsa isa = ir::KernelIsa::Host;
+  // Also time each format whose keys admit it with the int8-dot kernel option
+  // (ir::KernelSpec::int8_dot), as an extra row labelled "<format>+i8".
+  bool int8_dot = false;
 };
 
 struct DecodeBenchResult {
   std::string label;
   std::string kernel;
+  bool int8_dot = false;           // the kernel uses int8 dot products for key scores
   std::int64_t context = 0;
   int threads = 1;
   double us_per_call = 0;          // one layer decode step (all KV heads)
@@ -74,7 +78,9 @@ std::string format_report(const DecodeBenchReport& report);
 class DecodeWorkload {
  public:
   DecodeWorkload(const ir::ModelShape& shape, const ir::LayerPlan& plan, std::int64_t context, int threads,
-                 double llc_multiple, ir::KernelIsa isa);
+                 double llc_multiple, ir::KernelIsa isa, bool int8_dot = false);
+  // Whether a plan's keys admit the int8-dot option for this shape.
+  static bool supports_int8_dot(const ir::ModelShape& shape, const ir::LayerPlan& plan);
   ~DecodeWorkload();
   // One layer's decode step with the generated kernel; the next call uses the next layer's cache.
   void step();

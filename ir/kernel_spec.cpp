@@ -94,6 +94,17 @@ void validate(const KernelSpec& s) {
                                (s.value.bits < 16 && s.value.axis == QuantAxis::PerChannel);
   if (!any_per_channel && s.token_block != 1)
     fail("token_block", "token block must be 1 when no tensor is grouped per channel");
+  if (s.int8_dot && !supports_int8_dot(s))
+    fail("int8_dot", "int8 dot products need keys grouped per channel at 8, 4 or 2 bits, at full rank, with a "
+                     "multiple of 4 channels and a token block that is a multiple of 16 (got " +
+                         format_part('k', s.key) + (s.lowrank ? " low rank" : "") + ", " +
+                         std::to_string(s.key_dims) + " channels, block " + std::to_string(s.token_block) + ")");
+}
+
+bool supports_int8_dot(const KernelSpec& s) {
+  const bool byte_codes = s.key.bits == 8 || s.key.bits == 4 || s.key.bits == 2;
+  return byte_codes && s.key.axis == QuantAxis::PerChannel && !s.lowrank && s.key_dims % 4 == 0 &&
+         s.token_block % 16 == 0;
 }
 
 std::uint64_t hash(const KernelSpec& s) {
@@ -106,6 +117,7 @@ std::uint64_t hash(const KernelSpec& s) {
   f.add(s.key_dims);
   f.add(s.token_block);
   f.add(static_cast<int>(s.isa));
+  f.add(s.int8_dot ? 1 : 0);
   return f.h;
 }
 
@@ -113,6 +125,7 @@ std::string kernel_name(const KernelSpec& s) {
   std::string n = "kvc_attend_" + format_part('k', s.key) + "_" + format_part('v', s.value) + "_d" +
                   std::to_string(s.head_dim) + "_g" + std::to_string(s.g);
   if (s.lowrank) n += "_r" + std::to_string(s.key_dims);
+  if (s.int8_dot) n += "_i8";
   n += "_";
   n += to_string(s.isa);
   return n;

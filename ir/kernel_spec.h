@@ -29,8 +29,20 @@ struct KernelSpec {
   int key_dims = 0;      // rank when lowrank, else head_dim
   int token_block = 1;   // B: tokens per main block (ir::token_block)
   KernelIsa isa = KernelIsa::Host;
+  // Scores of per-channel key blocks as integer dot products: per block and query
+  // head the scaled query (q_c / sqrt(d)) * s_c is quantized to int8 (symmetric,
+  // scale max|.|/127, round half to even) and dotted with the raw key codes
+  // (AVX-512 VNNI vpdpbusd where the CPU has it). Changes numerics; the definition
+  // is backends/reference/int8_dot_attention.h. Only legal where
+  // supports_int8_dot(spec) holds.
+  bool int8_dot = false;
   bool operator==(const KernelSpec&) const = default;
 };
+
+// Whether the int8-dot option applies to a spec (ignoring its int8_dot field):
+// keys per channel at 8, 4 or 2 bits, at full rank, a multiple of 4 channels and
+// a token block that is a multiple of 16.
+bool supports_int8_dot(const KernelSpec& spec);
 
 const char* to_string(KernelIsa);
 // Parses "host", "scalar", "avx2", "avx512"; throws kvc::Error otherwise.
@@ -44,7 +56,7 @@ void validate(const KernelSpec& spec);
 std::uint64_t hash(const KernelSpec& spec);
 
 // The C symbol of the kernel, e.g. "kvc_attend_k4pc32_v2pt32_d128_g4_avx512";
-// low-rank keys add "_r<rank>". The isa part is the one given (Host -> "host"),
+// low-rank keys add "_r<rank>", the int8-dot option "_i8". The isa part is the one given (Host -> "host"),
 // so resolve the isa before naming an AOT symbol.
 std::string kernel_name(const KernelSpec& spec);
 

@@ -10,8 +10,10 @@
 #include <llvm/IR/Function.h>
 #include <llvm/IR/IRBuilder.h>
 #include <llvm/IR/Intrinsics.h>
+#include <llvm/IR/IntrinsicsX86.h>
 #include <llvm/IR/Metadata.h>
 #include <llvm/IR/Module.h>
+#include <llvm/TargetParser/Host.h>
 
 #include "ir/layout.h"
 #include "support/diagnostics.h"
@@ -29,6 +31,18 @@ using ir::QuantFormat;
 // holds one token (B = 1) and in the tail: enough that the exp and the rescale
 // of the accumulators are amortised, few enough that the chunk stays in L1.
 constexpr int kChunkTokens = 32;
+
+// Whether int8 dot products may use AVX-512 VNNI (vpdpbusd). Kernels are compiled
+// for the host's features (see llvm_target), so the host decides; without VNNI the
+// same integer sums are written in plain IR, which gives identical results.
+bool host_has_vnni() {
+  static const bool has = [] {
+    const llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
+    auto it = features.find("avx512vnni");
+    return it != features.end() && it->second;
+  }();
+  return has;
+}
 
 int largest_pow2_lanes(int limit, int must_divide) {
   int w = 1;
@@ -57,6 +71,7 @@ class KernelGen {
     g_ = s.g;
     bt_ = s.token_block;
     sbuf_stride_ = round_up(std::max(bt_, kChunkTokens), w_);
+    use_vnni_ = s.int8_dot && s.isa == ir::KernelIsa::Avx512 && host_has_vnni();
     llvm::FastMathFlags fmf;
     fmf.setAllowContract(true);
     fmf.setAllowReassoc(true);
@@ -341,12 +356,19 @@ class KernelGen {
     qk_ = s_.lowrank ? alloca_f(static_cast<std::int64_t>(g_) * kd_, "qk") : qs_;
     sbuf_ = alloca_f(static_cast<std::int64_t>(g_) * sbuf_stride_, "scores");
     if (per_channel(s_.key)) qsc_ = alloca_f(static_cast<std::int64_t>(g_) * kd_, "q_times_scale");
+    // int8 query codes [g][kd] (kd is a multiple of 4, so kd/4 floats hold them).
+    if (s_.int8_dot) qi_ = alloca_f(static_cast<std::int64_t>(g_) * kd_ / 4, "q_int8");
     const float scale = 1.0f / std::sqrt(static_cast<float>(d_));
     Value* q = field(args, kQ);
     const int cw = largest_pow2_lanes(w_, d_);
-    loop(c64(0), c64(static_cast<std::int64_t>(g_) * d_), cw, [&](Value* i) {
-      store_v(b_.CreateFMul(load_v(gep_f(q, i), cw), splat(cf(scale), cw)), gep_f(qs_, i));
-    });
+    {
+      // A plain IEEE product: the int8 query is quantized from exactly this value.
+      llvm::IRBuilderBase::FastMathFlagGuard exact(b_);
+      b_.clearFastMathFlags();
+      loop(c64(0), c64(static_cast<std::int64_t>(g_) * d_), cw, [&](Value* i) {
+        store_v(b_.CreateFMul(load_v(gep_f(q, i), cw), splat(cf(scale), cw)), gep_f(qs_, i));
+      });
+    }
     if (s_.lowrank) {
       // Keys are basis * coefficients, so q.k = (basis^T q) . coefficients.
       Value* basis = field(args, kBasis);
@@ -443,6 +465,131 @@ class KernelGen {
       }, 4);
       for (int h = 0; h < g_; ++h) store_v(get(acc[h], vf(tw)), gep_f(srow(h), t));
     });
+  }
+
+  // ---- int8 dot products on per-channel key codes --------------------------
+  // acc + the dot product of each 4-byte lane of `codes` (unsigned) with the same
+  // lane of `q` (signed): vpdpbusd, or the same sum in plain integer IR.
+  Value* dot4(Value* acc, Value* codes, Value* q) {
+    auto* i32x16 = llvm::FixedVectorType::get(i32_, 16);
+    if (use_vnni_)
+      return b_.CreateIntrinsic(llvm::Intrinsic::x86_avx512_vpdpbusd_512, {},
+                                {acc, b_.CreateBitCast(codes, i32x16), b_.CreateBitCast(q, i32x16)});
+    auto* i32x64 = llvm::FixedVectorType::get(i32_, 64);
+    Value* prod = b_.CreateMul(b_.CreateZExt(codes, i32x64), b_.CreateSExt(q, i32x64), "", false, true);
+    Value* sum = acc;
+    for (int k = 0; k < 4; ++k) {
+      std::vector<int> lanes;
+      for (int j = 0; j < 16; ++j) lanes.push_back(4 * j + k);
+      sum = b_.CreateAdd(sum, b_.CreateShuffleVector(prod, lanes));
+    }
+    return sum;
+  }
+
+  Value* concat(Value* a, Value* x) {
+    const int n = static_cast<int>(llvm::cast<llvm::FixedVectorType>(a->getType())->getNumElements());
+    std::vector<int> lanes;
+    for (int i = 0; i < 2 * n; ++i) lanes.push_back(i);
+    return b_.CreateShuffleVector(a, x, lanes);
+  }
+
+  // The codes of tokens [16 tv, 16 tv + 16) of the 4 channel rows at `rows` (each
+  // `row` bytes), transposed to what vpdpbusd wants: byte 4j+k = the code of token
+  // 16 tv + j in channel k, as <64 x i8>. A 16-token slice of a row starts on a
+  // byte and token j's code sits (j bits) % 8 bits into its byte, the same shift
+  // for all 4 bytes of lane j, so one dword shift and a byte mask finish it.
+  Value* transposed_codes(Value* rows, int row, int tv, int bits) {
+    const int nb = 16 * bits / 8;
+    auto* bt = llvm::FixedVectorType::get(i8_, static_cast<unsigned>(nb));
+    Value* r[4];
+    for (int k = 0; k < 4; ++k)
+      r[k] = b_.CreateAlignedLoad(bt, gep_b(rows, c64(static_cast<std::int64_t>(k) * row + tv * nb)), llvm::Align(1));
+    Value* all = concat(concat(r[0], r[1]), concat(r[2], r[3]));
+    std::vector<int> pick;
+    std::vector<std::uint32_t> shifts;
+    for (int j = 0; j < 16; ++j) {
+      for (int k = 0; k < 4; ++k) pick.push_back(k * nb + j * bits / 8);
+      shifts.push_back(static_cast<std::uint32_t>(j * bits % 8));
+    }
+    Value* bytes = b_.CreateShuffleVector(all, pick);
+    if (bits == 8) return bytes;
+    auto* i32x16 = llvm::FixedVectorType::get(i32_, 16);
+    const std::uint32_t mask = ((1u << bits) - 1) * 0x01010101u;
+    Value* words = b_.CreateLShr(b_.CreateBitCast(bytes, i32x16), llvm::ConstantDataVector::get(ctx_, shifts));
+    words = b_.CreateAnd(words, b_.CreateVectorSplat(16, b_.getInt32(mask)));
+    return b_.CreateBitCast(words, llvm::FixedVectorType::get(i8_, 64));
+  }
+
+  // Scores of a per-channel key block through int8 dot products (KernelSpec::int8_dot):
+  // per head, x_c = qs_c * s_c is quantized to qi_c = rint(x_c * 127 / max|x|), so
+  // q.k_t ~= (max|x| / 127) * sum_c qi_c code_ct + sum_c qs_c m_c.
+  void scores_per_channel_int8(Value* sec) {
+    const int bits = s_.key.bits;
+    const int row = bt_ * bits / 8;
+    Value* scales = sec;
+    Value* mins = b_.CreateGEP(i16_, sec, c64(kd_));
+    Value* codes = gep_b(sec, c64(4LL * kd_));
+    const int cw = largest_pow2_lanes(w_, kd_);
+    auto* i8v = llvm::FixedVectorType::get(i8_, static_cast<unsigned>(cw));
+    std::vector<Value*> step, base;
+    for (int h = 0; h < g_; ++h) {
+      const std::int64_t off = static_cast<std::int64_t>(h) * kd_;
+      Value* amax = var(vf(cw), "amax");
+      Value* qm = var(vf(cw), "qm");
+      set(amax, llvm::Constant::getNullValue(vf(cw)));
+      set(qm, llvm::Constant::getNullValue(vf(cw)));
+      loop(c64(0), c64(kd_), cw, [&](Value* c) {
+        Value* qv = load_v(gep_f(qk_, add(c, c64(off))), cw);
+        Value* x;
+        {
+          llvm::IRBuilderBase::FastMathFlagGuard exact(b_);
+          b_.clearFastMathFlags();
+          x = b_.CreateFMul(qv, load_half_v(b_.CreateGEP(i16_, scales, c), cw));
+        }
+        store_v(x, gep_f(qsc_, add(c, c64(off))));
+        set(amax, fmax(get(amax, vf(cw)), b_.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, x)));
+        set(qm, fma(qv, load_half_v(b_.CreateGEP(i16_, mins, c), cw), get(qm, vf(cw))));
+      });
+      base.push_back(reduce_add(get(qm, vf(cw))));
+      llvm::IRBuilderBase::FastMathFlagGuard exact(b_);
+      b_.clearFastMathFlags();
+      Value* mx = reduce_max(get(amax, vf(cw)));
+      Value* inv = b_.CreateSelect(b_.CreateFCmpOGT(mx, cf(0)), b_.CreateFDiv(cf(127), mx), cf(0));
+      step.push_back(b_.CreateFDiv(mx, cf(127)));
+      loop(c64(0), c64(kd_), cw, [&](Value* c) {
+        Value* r = b_.CreateIntrinsic(llvm::Intrinsic::rint, {vf(cw)},
+                                      {b_.CreateFMul(load_v(gep_f(qsc_, add(c, c64(off))), cw), splat(inv, cw))});
+        r = b_.CreateMinNum(b_.CreateMaxNum(r, splat(cf(-127), cw)), splat(cf(127), cw));
+        b_.CreateAlignedStore(b_.CreateFPToSI(r, i8v), gep_b(qi_, add(c, c64(off))), llvm::Align(1));
+      });
+    }
+    const int nt = bt_ / 16;
+    auto* i32x16 = llvm::FixedVectorType::get(i32_, 16);
+    std::vector<Value*> acc;
+    for (int i = 0; i < g_ * nt; ++i) {
+      acc.push_back(var(i32x16, "idot"));
+      set(acc.back(), llvm::Constant::getNullValue(i32x16));
+    }
+    loop(c64(0), c64(kd_ / 4), 1, [&](Value* quad) {
+      Value* rows = gep_b(codes, b_.CreateMul(quad, c64(4LL * row)));
+      std::vector<Value*> cv;
+      for (int tv = 0; tv < nt; ++tv) cv.push_back(transposed_codes(rows, row, tv, bits));
+      for (int h = 0; h < g_; ++h) {
+        Value* qd = b_.CreateAlignedLoad(i32_, gep_b(qi_, add(b_.CreateMul(quad, c64(4)), c64(static_cast<std::int64_t>(h) * kd_))),
+                                         llvm::Align(1));
+        Value* qv = b_.CreateBitCast(b_.CreateVectorSplat(16, qd), llvm::FixedVectorType::get(i8_, 64));
+        for (int tv = 0; tv < nt; ++tv) {
+          Value* a = acc[static_cast<std::size_t>(h * nt + tv)];
+          set(a, dot4(get(a, i32x16), cv[static_cast<std::size_t>(tv)], qv));
+        }
+      }
+    }, 2);
+    for (int h = 0; h < g_; ++h)
+      for (int tv = 0; tv < nt; ++tv) {
+        Value* dots = b_.CreateSIToFP(get(acc[static_cast<std::size_t>(h * nt + tv)], i32x16), vf(16));
+        store_v(fma(splat(step[static_cast<std::size_t>(h)], 16), dots, splat(base[static_cast<std::size_t>(h)], 16)),
+                gep_f(srow(h), c64(16LL * tv)));
+      }
   }
 
   // Online softmax over the n scores in sbuf: updates m and l, rescales acc, and
@@ -567,7 +714,9 @@ class KernelGen {
     } else {
       loop(b0, b1, 1, [&](Value* b) {
         Value* blk = block_ptr(b);
-        if (per_channel(s_.key))
+        if (per_channel(s_.key) && s_.int8_dot)
+          scores_per_channel_int8(blk);
+        else if (per_channel(s_.key))
           scores_per_channel(blk);
         else
           scores_token_major(s_.key, kd_, qk_, c64(bt_),
@@ -612,7 +761,9 @@ class KernelGen {
   Value* qs_ = nullptr;
   Value* qk_ = nullptr;
   Value* qsc_ = nullptr;
+  Value* qi_ = nullptr;
   Value* sbuf_ = nullptr;
+  bool use_vnni_ = false;
 };
 
 }  // namespace

@@ -81,3 +81,49 @@ TEST(KernelSpec, BadPlansAreErrors) {
 
 }  // namespace
 }  // namespace kvc::ir
+
+namespace kvc::ir {
+namespace {
+
+TEST(KernelSpec, Int8DotIsPartOfNameAndHash) {
+  const Module m = llama8b_like();
+  KernelSpec s = lower_layer(m, 1, KernelIsa::Avx512);
+  EXPECT_FALSE(s.int8_dot);
+  EXPECT_TRUE(supports_int8_dot(s));
+  KernelSpec i8 = s;
+  i8.int8_dot = true;
+  EXPECT_NO_THROW(validate(i8));
+  EXPECT_EQ(kernel_name(i8), "kvc_attend_k4pc32_v2pt32_d128_g4_i8_avx512");
+  EXPECT_NE(hash(s), hash(i8));
+  EXPECT_NE(s, i8);
+}
+
+TEST(KernelSpec, Int8DotNeedsByteAlignedPerChannelKeys) {
+  const Module m = llama8b_like();
+  auto rejected = [](KernelSpec s) {
+    s.int8_dot = true;
+    EXPECT_FALSE(supports_int8_dot(s));
+    try {
+      validate(s);
+      ADD_FAILURE() << kernel_name(s) << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.field(), "int8_dot");
+    }
+  };
+  rejected(lower_layer(m, 0));  // fp16 keys
+  rejected(lower_layer(m, 3));  // low-rank keys
+  KernelSpec three = lower_layer(m, 1);
+  three.key.bits = 3;
+  rejected(three);
+  KernelSpec per_token = lower_layer(m, 0);
+  per_token.key = {4, QuantAxis::PerToken, 32};
+  per_token.value = {4, QuantAxis::PerChannel, 32};
+  per_token.token_block = 32;
+  rejected(per_token);
+  KernelSpec small_block = lower_layer(m, 1);
+  small_block.key.group = small_block.token_block = 8;
+  rejected(small_block);
+}
+
+}  // namespace
+}  // namespace kvc::ir
