@@ -25,8 +25,8 @@ const char* axis_macro(const ir::QuantFormat& f) {
 }
 
 // Writes one module with the given specs' kernels as an object file.
-void write_object(const std::vector<ir::KernelSpec>& specs, const std::string& path) {
-  auto tm = make_host_target_machine(/*pic=*/true);
+void write_object(const std::vector<ir::KernelSpec>& specs, const CpuTarget& cpu, const std::string& path) {
+  auto tm = make_target_machine(cpu, /*pic=*/true);
   llvm::LLVMContext ctx;
   llvm::Module mod("kvc_kernels", ctx);
   mod.setDataLayout(tm->createDataLayout());
@@ -35,7 +35,7 @@ void write_object(const std::vector<ir::KernelSpec>& specs, const std::string& p
   for (const auto& s : specs) {
     add_kernel_functions(mod, s);
     for (llvm::Function& f : mod)
-      if (!f.isDeclaration() && !f.hasFnAttribute("target-features")) set_isa_attributes(f, s.isa);
+      if (!f.isDeclaration() && !f.hasFnAttribute("target-features")) set_isa_attributes(f, s.isa, cpu);
     all_scalar = all_scalar && s.isa == ir::KernelIsa::Scalar;
   }
   optimize_module(mod, *tm, !all_scalar);
@@ -50,6 +50,24 @@ void write_object(const std::vector<ir::KernelSpec>& specs, const std::string& p
   if (os.has_error()) throw Error({path, 0, 0}, "", "writing the kernel object failed");
 }
 
+void write_text(const std::string& text, const std::string& path) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  out.close();
+  if (!out) throw Error({path, 0, 0}, "", "cannot write the kernel header");
+}
+
+// Removes the temporaries unless they were all moved into place.
+struct StagedFiles {
+  std::vector<std::filesystem::path> temporaries;
+  bool committed = false;
+  ~StagedFiles() {
+    if (committed) return;
+    std::error_code ec;
+    for (const auto& t : temporaries) std::filesystem::remove(t, ec);
+  }
+};
+
 }  // namespace
 
 std::string kernels_header(const std::vector<ir::KernelSpec>& specs, const std::vector<int>& layer_kernel) {
@@ -59,6 +77,14 @@ std::string kernels_header(const std::vector<ir::KernelSpec>& specs, const std::
        " * backends/llvm/partial_abi.h of kvc (repeated below so that this header stands alone). */\n"
        "#ifndef KVC_KERNELS_H\n#define KVC_KERNELS_H\n#include <stdint.h>\n\n"
        "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n"
+       "/* The calling convention. A host that also uses the kvc runtime gets it from kvc.h\n"
+       " * (installed with it as kvc_kernel_abi.h), so it is defined here only when neither is in sight. */\n"
+       "#if !defined(KVC_H) && !defined(KVC_KERNELS_ABI_INCLUDED) && defined(__has_include)\n"
+       "#if __has_include(\"kvc_kernel_abi.h\")\n"
+       "#include \"kvc_kernel_abi.h\"\n"
+       "#define KVC_KERNELS_ABI_INCLUDED 1\n"
+       "#endif\n#endif\n"
+       "#if !defined(KVC_H) && !defined(KVC_KERNELS_ABI_INCLUDED)\n"
        "typedef struct kvc_attend_args {\n"
        "  const uint8_t* const* blocks; /* n_blocks pointers to main blocks, oldest first */\n"
        "  int64_t n_blocks;\n"
@@ -71,6 +97,7 @@ std::string kernels_header(const std::vector<ir::KernelSpec>& specs, const std::
        "  float* probs;       /* optional [g][n_blocks*B + n_tail], or NULL */\n"
        "} kvc_attend_args;\n"
        "typedef void (*kvc_attend_fn)(const kvc_attend_args* args);\n"
+       "#endif\n"
        "typedef void (*kvc_attend_partial_fn)(const kvc_attend_args* args, int64_t b0, int64_t b1,\n"
        "                                      int32_t with_tail, float* state);\n\n";
   for (const auto& s : specs) {
@@ -103,26 +130,39 @@ EmittedFiles emit_object(const std::vector<ir::KernelSpec>& specs, const std::ve
   for (std::size_t l = 0; l < layer_kernel.size(); ++l)
     if (layer_kernel[l] < 0 || layer_kernel[l] >= static_cast<int>(specs.size()))
       throw Error({}, "layer_kernel[" + std::to_string(l) + "]", "kernel index out of range");
+  const CpuTarget cpu = resolve_cpu(options.cpu);
   std::vector<ir::KernelSpec> resolved;
   for (ir::KernelSpec s : specs) {
-    s.isa = resolve_isa(s.isa == ir::KernelIsa::Host ? options.isa : s.isa);
+    s.isa = resolve_isa_for(cpu, s.isa == ir::KernelIsa::Host ? options.isa : s.isa);
     ir::validate(s);
     for (const auto& r : resolved)
       if (ir::kernel_name(r) == ir::kernel_name(s))
         throw Error({}, "specs", "two kernels are named " + ir::kernel_name(s) + "; pass distinct specs");
     resolved.push_back(s);
   }
+  namespace fs = std::filesystem;
   std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
+  fs::create_directories(dir, ec);
   if (ec) throw Error({dir, 0, 0}, "", "cannot create the output directory: " + ec.message());
   EmittedFiles files;
-  files.object_path = (std::filesystem::path(dir) / options.object_name).string();
-  files.header_path = (std::filesystem::path(dir) / options.header_name).string();
-  write_object(resolved, files.object_path);
-  std::ofstream header(files.header_path);
-  header << kernels_header(resolved, layer_kernel);
-  header.close();
-  if (!header) throw Error({files.header_path, 0, 0}, "", "cannot write the kernel header");
+  files.object_path = (fs::path(dir) / options.object_name).string();
+  files.header_path = (fs::path(dir) / options.header_name).string();
+  StagedFiles staged;
+  const fs::path object_tmp = fs::path(dir) / ("." + options.object_name + ".tmp");
+  const fs::path header_tmp = fs::path(dir) / ("." + options.header_name + ".tmp");
+  staged.temporaries = {object_tmp, header_tmp};
+  write_object(resolved, cpu, object_tmp.string());
+  write_text(kernels_header(resolved, layer_kernel), header_tmp.string());
+  // The header names the object's symbols: move the object first, so that a header
+  // in DIR never promises symbols of an object that is not there.
+  for (const auto& [tmp, final_path] : {std::pair{object_tmp, fs::path(files.object_path)},
+                                        std::pair{header_tmp, fs::path(files.header_path)}}) {
+    fs::rename(tmp, final_path, ec);
+    if (ec) throw Error({final_path.string(), 0, 0}, "", "cannot move the file into place: " + ec.message());
+  }
+  staged.committed = true;
+  files.cpu = cpu.name;
+  files.specs = resolved;
   for (const auto& s : resolved) files.symbols.push_back(ir::kernel_name(s));
   return files;
 }

@@ -10,8 +10,12 @@
 namespace kvc::llvm_backend {
 
 struct EmitOptions {
-  // Isa for specs that say Host; Host = the best this CPU supports. The object
-  // runs only on CPUs with that isa.
+  // The CPU the object is for (a spec's target.cpu): "native" = this machine, or a
+  // name LLVM knows (x86-64-v3, x86-64-v4, znver4, ...). It need not be this machine.
+  std::string cpu = "native";
+  // Isa for specs that say Host; Host = the best `cpu` supports (AVX-512 when it
+  // has avx512f/bw/vl/dq, else AVX2 with fma/f16c, else scalar). The object runs
+  // only on CPUs with that isa.
   ir::KernelIsa isa = ir::KernelIsa::Host;
   std::string object_name = "kernels.o";
   std::string header_name = "kvc_kernels.h";
@@ -21,12 +25,17 @@ struct EmittedFiles {
   std::string object_path;
   std::string header_path;
   std::vector<std::string> symbols;  // attend symbol of each distinct kernel
+  std::string cpu;                   // LLVM's name of the CPU the code is for
+  std::vector<ir::KernelSpec> specs; // the kernels as emitted (isa resolved)
 };
 
 // Writes DIR/kernels.o and DIR/kvc_kernels.h for `specs` (distinct kernels) and
 // `layer_kernel` (layer -> index into specs), as ir::lower_module returns them.
 // The object is position independent (links into PIE executables). Creates DIR
-// when missing. Throws kvc::Error on a bad spec, a bad table or an I/O failure.
+// when missing. Both files are written under temporary names and renamed into
+// place only when both are complete, so a failure leaves neither behind (nor a
+// mix of an old and a new one). Throws kvc::Error on a bad spec, a bad table, an
+// unknown CPU (field target.cpu), an isa that CPU lacks, or an I/O failure.
 EmittedFiles emit_object(const std::vector<ir::KernelSpec>& specs, const std::vector<int>& layer_kernel,
                          const std::string& dir, const EmitOptions& options = {});
 

@@ -113,5 +113,75 @@ TEST(AotObject, HeaderMapsLayersToKernels) {
   EXPECT_THROW(emit_object({s}, {1}, "/tmp/unused"), Error);
 }
 
+ir::KernelSpec k4v2_spec() {
+  ir::KernelSpec s;
+  s.head_dim = 64;
+  s.key_dims = 64;
+  s.g = 2;
+  s.token_block = 32;
+  s.key = {4, ir::QuantAxis::PerChannel, 32};
+  s.value = {2, ir::QuantAxis::PerToken, 32};
+  return s;
+}
+
+TEST(AotObject, NamedCpuChoosesItsOwnIsaNotTheHosts) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                                    ("kvc_aot_cpu_test_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  EmitOptions options;
+  options.cpu = "x86-64-v3";  // AVX2 + FMA + F16C, no AVX-512, whatever this machine has
+  EmittedFiles files = emit_object({k4v2_spec()}, {0}, dir.string(), options);
+  ASSERT_EQ(files.symbols.size(), 1u);
+  EXPECT_EQ(files.symbols[0], "kvc_attend_k4pc32_v2pt32_d64_g2_avx2");
+  EXPECT_EQ(files.cpu, "x86-64-v3");
+  options.cpu = "x86-64";  // SSE2 only
+  files = emit_object({k4v2_spec()}, {0}, dir.string(), options);
+  EXPECT_EQ(files.symbols[0], "kvc_attend_k4pc32_v2pt32_d64_g2_scalar");
+  options.cpu = "x86-64-v4";
+  files = emit_object({k4v2_spec()}, {0}, dir.string(), options);
+  EXPECT_EQ(files.symbols[0], "kvc_attend_k4pc32_v2pt32_d64_g2_avx512");
+  // An isa the named CPU lacks is refused, even when this machine has it.
+  options.cpu = "x86-64-v3";
+  options.isa = ir::KernelIsa::Avx512;
+  EXPECT_THROW(emit_object({k4v2_spec()}, {0}, dir.string(), options), Error);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(AotObject, UnknownCpuIsAnErrorOnTargetCpuAndLeavesNothing) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                                    ("kvc_aot_badcpu_test_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  EmitOptions options;
+  options.cpu = "no-such-cpu";
+  try {
+    emit_object({k4v2_spec()}, {0}, dir.string(), options);
+    FAIL() << "no error for an unknown CPU";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.field(), "target.cpu");
+    EXPECT_NE(std::string(e.what()).find("no-such-cpu"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir / "kernels.o"));
+  EXPECT_FALSE(std::filesystem::exists(dir / "kvc_kernels.h"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(AotObject, FailedEmitKeepsThePreviousFilesAndNoTemporaries) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                                    ("kvc_aot_keep_test_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  const EmittedFiles first = emit_object({k4v2_spec()}, {0, 0}, dir.string());
+  std::ifstream h(first.header_path);
+  const std::string before((std::istreambuf_iterator<char>(h)), std::istreambuf_iterator<char>());
+  ir::KernelSpec bad = k4v2_spec();
+  bad.head_dim = 0;
+  EXPECT_THROW(emit_object({bad}, {0}, dir.string()), Error);
+  std::ifstream h2(first.header_path);
+  const std::string after((std::istreambuf_iterator<char>(h2)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(before, after);
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    EXPECT_NE(e.path().filename().string().front(), '.') << "temporary left behind: " << e.path();
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace kvc::llvm_backend
