@@ -231,6 +231,11 @@ kvc_status kvc_set_layer_kernel(kvc_runtime* rt, int32_t layer, kvc_attend_fn ke
   return guarded(KVC_ERROR_INVALID_ARGUMENT, [&] { rt->store->set_layer_kernel(layer, kernel); });
 }
 
+kvc_status kvc_set_layer_append(kvc_runtime* rt, int32_t layer, kvc_append_fn encoder) {
+  if (!rt) return null_runtime();
+  return guarded(KVC_ERROR_INVALID_ARGUMENT, [&] { rt->store->set_layer_append(layer, encoder); });
+}
+
 kvc_status kvc_memory_stats_get(const kvc_runtime* rt, kvc_memory_stats* out) {
   if (!rt) return null_runtime();
   if (!out) return report(KVC_ERROR_INVALID_ARGUMENT, "kvc_memory_stats_get: null output");

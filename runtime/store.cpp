@@ -40,6 +40,7 @@ Store::Store(ir::Module module, const StoreOptions& options)
   const int n = static_cast<int>(module_.layers.size());
   for (int l = 0; l < n; ++l) layers_.push_back(std::make_unique<LayerStore>(module_, l));
   host_kernel_.assign(static_cast<std::size_t>(n), 0);
+  host_append_.assign(static_cast<std::size_t>(n), 0);
   // After the layer stores have checked the plan, so a bad plan reports its
   // storage error rather than a code generator's.
   if (backend_ == KVC_BACKEND_LLVM_JIT) {
@@ -239,6 +240,17 @@ void Store::set_layer_kernel(int layer, kvc_attend_fn kernel) {
   host_kernel_[static_cast<std::size_t>(layer)] = kernel ? 1 : 0;
 }
 
+void Store::set_layer_append(int layer, kvc_append_fn encoder) {
+  LayerStore& l = layer_at(layer);
+  std::lock_guard lock(mutex_);
+  // Blocks written by one encoder and then another must agree byte for byte; a
+  // switch with blocks held could not be checked, so it is refused.
+  if (l.blocks_used() > 0)
+    fail(KVC_ERROR_STATE, "layer " + std::to_string(layer) + " already holds blocks; set its encoder before appending");
+  l.set_append_encoder(encoder ? encoder : jit_ ? jit_->layer(layer).append : nullptr);
+  host_append_[static_cast<std::size_t>(layer)] = encoder ? 1 : 0;
+}
+
 kvc_kernel_stats Store::kernel_stats() const {
   kvc_kernel_stats st{};
   st.backend = backend_;
@@ -249,6 +261,7 @@ kvc_kernel_stats Store::kernel_stats() const {
   }
   std::lock_guard lock(mutex_);
   for (char host : host_kernel_) st.host_layers += host ? 1 : 0;
+  for (char host : host_append_) st.host_appends += host ? 1 : 0;
   return st;
 }
 
@@ -261,6 +274,8 @@ const char* Store::attend_kernel_name(int layer) const {
 
 const char* Store::append_kernel_name(int layer) const {
   layer_at(layer);
+  std::lock_guard lock(mutex_);
+  if (host_append_[static_cast<std::size_t>(layer)]) return "host";
   return jit_ ? jit_->layer(layer).append_name.c_str() : "reference";
 }
 

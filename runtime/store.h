@@ -46,6 +46,7 @@ class Store {
 
   void set_calibrated_basis(int layer, int kv_head, const float* basis);
   void set_layer_kernel(int layer, kvc_attend_fn kernel);
+  void set_layer_append(int layer, kvc_append_fn encoder);
 
   kvc_memory_stats memory_stats() const;
   kvc_kernel_stats kernel_stats() const;
@@ -79,6 +80,7 @@ class Store {
   kvc_backend backend_ = KVC_BACKEND_REFERENCE;
   std::unique_ptr<JitKernels> jit_;      // llvm-jit only
   std::vector<char> host_kernel_;        // per layer: runs a kernel set with set_layer_kernel (under mutex_)
+  std::vector<char> host_append_;        // per layer: runs an encoder set with set_layer_append (under mutex_)
   ThreadPool pool_;
 };
 

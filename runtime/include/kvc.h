@@ -123,6 +123,7 @@ typedef struct kvc_kernel_stats {
   int32_t attend_kernels; /* distinct JIT attention kernels (0 unless LLVM_JIT) */
   int32_t append_kernels; /* distinct JIT append encoders (0 unless LLVM_JIT) */
   int32_t host_layers;    /* layers running a kernel installed with kvc_set_layer_kernel() */
+  int32_t host_appends;   /* layers running an encoder installed with kvc_set_layer_append() */
   double compile_ms;      /* wall time of the JIT compilation at creation */
 } kvc_kernel_stats;
 
@@ -186,12 +187,16 @@ kvc_status kvc_set_calibrated_basis(kvc_runtime* rt, int32_t layer, int32_t kv_h
  * with KVC_BACKEND_LLVM_JIT, else the reference kernel). This is how KVC_BACKEND_LLVM_AOT
  * hosts install the linked kernels: kvc_kernels.h maps each layer to its symbol. */
 kvc_status kvc_set_layer_kernel(kvc_runtime* rt, int32_t layer, kvc_attend_fn kernel);
+/* Replaces the quantize-on-append encoder of one layer (kvc_kernel_abi.h: it must write the
+ * reference's bytes for exactly that layer's formats, e.g. an AOT `kvc_append_*` symbol);
+ * NULL restores the runtime's own encoder. Set it before the layer holds blocks. */
+kvc_status kvc_set_layer_append(kvc_runtime* rt, int32_t layer, kvc_append_fn encoder);
 
 kvc_status kvc_memory_stats_get(const kvc_runtime* rt, kvc_memory_stats* out);
 kvc_status kvc_kernel_stats_get(const kvc_runtime* rt, kvc_kernel_stats* out);
 /* The names of the attention kernel and the append encoder `layer` runs: a generated C
  * symbol (e.g. "kvc_attend_k4pc32_v2pt32_d128_g4_avx512", "kvc_append_k4pc32_v2pt32_d128_avx512"),
- * "reference", or "host" for a kernel installed with kvc_set_layer_kernel(). The strings
+ * "reference", or "host" for one installed with kvc_set_layer_kernel() / kvc_set_layer_append(). The strings
  * live as long as the runtime. Either output may be NULL. */
 kvc_status kvc_layer_kernel_names(const kvc_runtime* rt, int32_t layer, const char** attend, const char** append);
 

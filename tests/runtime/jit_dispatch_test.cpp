@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "backends/llvm/isa.h"
+#include "backends/reference/quantize.h"
 #include "ir/printer.h"
 #include "kvc.h"
 #include "runtime/plan_builders.h"
@@ -320,6 +321,44 @@ TEST(JitDispatchCApi, ReferenceAndAotRuntimesRunTheReferenceUntilTheHostInstalls
   kvc_kernel_stats st{};
   ASSERT_EQ(KVC_OK, kvc_kernel_stats_get(rt, &st));
   EXPECT_EQ(st.backend, KVC_BACKEND_REFERENCE);
+  kvc_runtime_destroy(rt);
+}
+
+// A host encoder (what an AOT host installs): the reference's, counting its calls.
+int g_host_encoder_calls = 0;
+void host_encoder(const kvc_append_args* a) {
+  ++g_host_encoder_calls;
+  reference::encode_block(testing::kivi_layer(4, 2, 32, 32), 64, a->k, a->v, a->block);
+}
+
+TEST(JitDispatchCApi, HostAppendEncodersAreUsedAndReported) {
+  const std::string plan = two_layer_plan();
+  kvc_runtime_config config = kvc_runtime_config_default();
+  config.backend = KVC_BACKEND_LLVM_AOT;
+  kvc_runtime* rt = nullptr;
+  ASSERT_EQ(KVC_OK, kvc_runtime_create_from_text_with_config(plan.c_str(), &config, &rt)) << kvc_last_error();
+  ASSERT_EQ(KVC_OK, kvc_set_layer_append(rt, 0, host_encoder));
+  const char* append = nullptr;
+  ASSERT_EQ(KVC_OK, kvc_layer_kernel_names(rt, 0, nullptr, &append));
+  EXPECT_EQ(std::string(append), "host");
+  kvc_kernel_stats st{};
+  ASSERT_EQ(KVC_OK, kvc_kernel_stats_get(rt, &st));
+  EXPECT_EQ(st.host_appends, 1);
+  kvc_seq seq = 0;
+  ASSERT_EQ(KVC_OK, kvc_sequence_create(rt, &seq));
+  std::mt19937 rng(3);
+  const std::int64_t n = 100;  // tail of 32: a full tail flushes 32 tokens, at tokens 33, 65 and 97
+  const std::vector<float> k = random_values(rng, 2 * 64 * n), v = random_values(rng, 2 * 64 * n);
+  g_host_encoder_calls = 0;
+  ASSERT_EQ(KVC_OK, kvc_append(rt, 0, seq, k.data(), v.data(), n)) << kvc_last_error();
+  EXPECT_EQ(g_host_encoder_calls, 3 * 2);  // three blocks for each of the two KV heads
+  // Switching encoders under held blocks is refused; NULL restores the runtime's own.
+  EXPECT_EQ(KVC_ERROR_STATE, kvc_set_layer_append(rt, 0, nullptr));
+  ASSERT_EQ(KVC_OK, kvc_set_layer_append(rt, 1, host_encoder));
+  ASSERT_EQ(KVC_OK, kvc_set_layer_append(rt, 1, nullptr));
+  ASSERT_EQ(KVC_OK, kvc_layer_kernel_names(rt, 1, nullptr, &append));
+  EXPECT_EQ(std::string(append), "reference");
+  EXPECT_EQ(KVC_ERROR_INVALID_ARGUMENT, kvc_set_layer_append(rt, 5, host_encoder));
   kvc_runtime_destroy(rt);
 }
 
