@@ -3,6 +3,7 @@
 #include <iostream>
 #include <map>
 
+#include "backend_commands.h"
 #include "calibration_commands.h"
 #include "commands.h"
 #include "search_commands.h"
@@ -20,6 +21,7 @@ int main(int argc, char** argv) {
   add(kvc::cli::add_eval_command(app), "eval");
   add(kvc::cli::add_sweep_command(app), "sweep");
   add(kvc::cli::add_explain_command(app), "explain");
+  add(kvc::cli::add_bench_command(app), "bench");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

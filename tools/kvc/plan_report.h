@@ -6,6 +6,7 @@
 #include <ostream>
 #include <string>
 
+#include "backends/llvm/kernel_jit.h"
 #include "passes/pass.h"
 
 namespace kvc::cli {
@@ -19,5 +20,16 @@ struct PlanSummary {
 
 void print_plan_table(std::ostream& out, const PlanSummary& s);
 nlohmann::ordered_json plan_json(const PlanSummary& s);
+
+// The kernel part of the --time-passes report, in the style of the pass timing
+// report: each JIT-compiled kernel's compile time (its share of the one batch all
+// kernels are built in), the JIT's setup (target machine, LLJIT) and the total.
+struct KernelCompileTiming {
+  std::vector<const llvm_backend::CompiledKernel*> kernels;
+  double setup_seconds = 0;    // creating the JIT
+  double compile_seconds = 0;  // building, optimising and linking every kernel
+  int layers = 0;
+};
+void print_kernel_compile_report(std::ostream& out, const KernelCompileTiming& t);
 
 }  // namespace kvc::cli
