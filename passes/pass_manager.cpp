@@ -80,13 +80,21 @@ std::string default_pipeline(const PassContext& ctx) {
   const auto& search = ctx.search;
   // The search passes plan from calibration statistics; each tunes its knob and
   // `estimate,legalize` check the result. `joint` tunes every knob at once.
-  std::string first = "uniform";
-  if (search.joint) first = "joint";
-  else if (search.precision.method == "kvtuner") first = "kvtuner";
-  else if (search.retention.method == "prefixkv") first = "prefixkv";
-  else if (search.retention.method == "cake") first = "cake";
-  else if (search.lowrank.method == "xkv") first = "xkv";
-  return first + ",estimate,legalize";
+  // Without statistics (calibration.stats is optional) they cannot run: the uniform
+  // ladder plans instead, and says so (UniformPass notes the method it stands in for).
+  const std::string first = calibrated_search_pass(ctx);
+  const bool have_stats = ctx.stats || !ctx.calibration_stats.empty();
+  return (have_stats ? first : std::string("uniform")) + ",estimate,legalize";
+}
+
+std::string calibrated_search_pass(const PassContext& ctx) {
+  const auto& search = ctx.search;
+  if (search.joint) return "joint";
+  if (search.precision.method == "kvtuner") return "kvtuner";
+  if (search.retention.method == "prefixkv") return "prefixkv";
+  if (search.retention.method == "cake") return "cake";
+  if (search.lowrank.method == "xkv") return "xkv";
+  return "uniform";
 }
 
 PassManager::PassManager(const std::vector<PassInvocation>& pipeline) {

@@ -35,6 +35,9 @@ std::vector<PassInvocation> parse_pipeline(const std::string& text);
 
 // The pipeline the spec implies when none is given explicitly.
 std::string default_pipeline(const PassContext& ctx);
+// The search pass the spec's `search:` section asks for ("joint", "kvtuner",
+// "prefixkv", "cake", "xkv"), or "uniform" when it asks for none.
+std::string calibrated_search_pass(const PassContext& ctx);
 
 struct PassTiming {
   std::string name;

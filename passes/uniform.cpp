@@ -4,6 +4,7 @@
 #include <cctype>
 #include <sstream>
 
+#include "passes/pass_manager.h"
 #include "support/diagnostics.h"
 #include "support/text.h"
 
@@ -121,6 +122,11 @@ void UniformPass::run(ir::Module& m, PassContext& ctx) {
     return;
   }
 
+  if (const std::string asked = calibrated_search_pass(ctx); asked != "uniform" && !ctx.stats &&
+      ctx.calibration_stats.empty())
+    ctx.notes.push_back("uniform: the spec asks for `" + asked +
+                        "`, which plans from calibration statistics; none were given (calibration.stats), so the "
+                        "uniform ladder planned instead. Run `kvc calibrate` to search.");
   // Most precise first: sort the ladder by the bytes each format takes.
   std::vector<std::pair<std::int64_t, PrecisionPair>> by_bytes;
   for (const auto& pair : candidate_ladder(precision)) {
