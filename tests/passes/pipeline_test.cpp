@@ -77,5 +77,32 @@ TEST(DefaultPipeline, FitsEveryBudgetAboveTheSmallestPlan) {
   }
 }
 
+TEST(DefaultPipeline, FollowsTheSearchSectionWhenStatsAreGiven) {
+  PassContext ctx;
+  ctx.calibration_stats = "calib.kvcstats";
+  ctx.search.joint = true;
+  EXPECT_EQ(default_pipeline(ctx), "joint,estimate,legalize");
+  ctx.search.joint = false;
+  ctx.search.precision.method = "kvtuner";
+  EXPECT_EQ(default_pipeline(ctx), "kvtuner,estimate,legalize");
+  ctx.search.precision.method = "uniform";
+  ctx.search.retention.method = "cake";
+  EXPECT_EQ(default_pipeline(ctx), "cake,estimate,legalize");
+}
+
+TEST(DefaultPipeline, WithoutStatsASearchSpecPlansUniformlyAndSaysSo) {
+  ir::Module m = small_module(1LL << 26);
+  PassContext ctx;
+  ctx.search.joint = true;
+  ctx.search.precision.residual = 128;
+  EXPECT_EQ(default_pipeline(ctx), "uniform,estimate,legalize");
+  PassManager pm(parse_pipeline(default_pipeline(ctx)));
+  pm.run(m, ctx);
+  EXPECT_LE(ctx.estimate.total, m.budget_bytes);
+  ASSERT_FALSE(ctx.notes.empty());
+  EXPECT_NE(ctx.notes.front().find("asks for `joint`"), std::string::npos) << ctx.notes.front();
+  EXPECT_NE(ctx.notes.front().find("kvc calibrate"), std::string::npos) << ctx.notes.front();
+}
+
 }  // namespace
 }  // namespace kvc::passes
