@@ -1,5 +1,8 @@
 // kvc.h: the C surface over runtime::Store. Every entry point turns exceptions
 // into a status code and a thread-local message.
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <new>
@@ -47,13 +50,22 @@ kvc_status null_runtime() { return report(KVC_ERROR_INVALID_ARGUMENT, "runtime i
 
 int threads_of(const kvc_runtime_options* options) { return options && options->threads > 1 ? options->threads : 1; }
 
+// sizeof(kvc_runtime_config) before int8_dot was appended: the smallest size accepted.
+constexpr std::uint32_t kFirstConfigSize = offsetof(kvc_runtime_config, int8_dot);
+
 // The Store options a config asks for; NULL = the defaults.
 kvc::runtime::StoreOptions store_options(const kvc_runtime_config* config) {
-  const kvc_runtime_config c = config ? *config : kvc_runtime_config_default();
-  if (c.size < sizeof(kvc_runtime_config))
-    kvc::runtime::fail(KVC_ERROR_INVALID_ARGUMENT, "kvc_runtime_config.size is " + std::to_string(c.size) +
-                                                       ", expected at least " + std::to_string(sizeof(kvc_runtime_config)) +
-                                                       " (start from kvc_runtime_config_default())");
+  // A host built against an older kvc.h passes a shorter struct: read only its
+  // `size` bytes and keep the defaults of the fields it does not know.
+  kvc_runtime_config c = kvc_runtime_config_default();
+  if (config) {
+    if (config->size < kFirstConfigSize || config->size > sizeof(kvc_runtime_config))
+      kvc::runtime::fail(KVC_ERROR_INVALID_ARGUMENT,
+                         "kvc_runtime_config.size is " + std::to_string(config->size) + ", expected " +
+                             std::to_string(kFirstConfigSize) + " to " + std::to_string(sizeof(kvc_runtime_config)) +
+                             " (start from kvc_runtime_config_default())");
+    std::memcpy(&c, config, config->size);
+  }
   kvc::runtime::StoreOptions o;
   o.threads = c.threads > 1 ? c.threads : 1;
   o.backend = c.backend;
@@ -64,6 +76,7 @@ kvc::runtime::StoreOptions store_options(const kvc_runtime_config* config) {
     case KVC_ISA_AVX512: o.isa = kvc::ir::KernelIsa::Avx512; break;
     default: kvc::runtime::fail(KVC_ERROR_INVALID_ARGUMENT, "unknown isa " + std::to_string(static_cast<int>(c.isa)));
   }
+  o.int8_dot = c.int8_dot != 0;
   return o;
 }
 

@@ -27,9 +27,12 @@ struct LayerKernels {
 
 class JitKernels {
  public:
+  // `int8_dot`: lower every layer that ir::supports_int8_dot allows with the
+  // int8-dot option (KernelSpec::int8_dot: approximate key scores); the others,
+  // and every append encoder, are unchanged.
   // Throws StatusError: KVC_ERROR_INVALID_ARGUMENT for an isa this CPU lacks,
   // KVC_ERROR_PLAN for a layer the code generator cannot handle.
-  JitKernels(const ir::Module& module, ir::KernelIsa isa);
+  JitKernels(const ir::Module& module, ir::KernelIsa isa, bool int8_dot = false);
   ~JitKernels();
   JitKernels(const JitKernels&) = delete;
   JitKernels& operator=(const JitKernels&) = delete;

@@ -36,6 +36,9 @@ Store::Store(ir::Module module, const StoreOptions& options)
     : module_(std::move(module)), backend_(options.backend), pool_(std::max(options.threads, 1)) {
   if (backend_ != KVC_BACKEND_REFERENCE && backend_ != KVC_BACKEND_LLVM_JIT && backend_ != KVC_BACKEND_LLVM_AOT)
     fail(KVC_ERROR_INVALID_ARGUMENT, "unknown backend " + std::to_string(static_cast<int>(backend_)));
+  // Only the JIT generates int8-dot kernels; elsewhere the flag would be silently ignored.
+  if (options.int8_dot && backend_ != KVC_BACKEND_LLVM_JIT)
+    fail(KVC_ERROR_INVALID_ARGUMENT, "int8_dot needs the llvm-jit backend");
   check_shape(module_);
   const int n = static_cast<int>(module_.layers.size());
   for (int l = 0; l < n; ++l) layers_.push_back(std::make_unique<LayerStore>(module_, l));
@@ -44,7 +47,7 @@ Store::Store(ir::Module module, const StoreOptions& options)
   // After the layer stores have checked the plan, so a bad plan reports its
   // storage error rather than a code generator's.
   if (backend_ == KVC_BACKEND_LLVM_JIT) {
-    jit_ = std::make_unique<JitKernels>(module_, options.isa);
+    jit_ = std::make_unique<JitKernels>(module_, options.isa, options.int8_dot);
     for (int l = 0; l < n; ++l) {
       layers_[static_cast<std::size_t>(l)]->set_append_encoder(jit_->layer(l).append);
       install_own_kernel(l);

@@ -22,6 +22,7 @@ struct StoreOptions {
   int threads = 1;
   kvc_backend backend = KVC_BACKEND_REFERENCE;  // kvc.h "Kernels"
   ir::KernelIsa isa = ir::KernelIsa::Host;      // llvm-jit only
+  bool int8_dot = false;                        // llvm-jit only: JitKernels' int8-dot lowering
 };
 
 class Store {

@@ -115,6 +115,15 @@ typedef struct kvc_runtime_config {
   int32_t threads;     /* as kvc_runtime_options.threads */
   kvc_backend backend; /* which kernels run (see "Kernels" above) */
   kvc_isa isa;         /* LLVM_JIT only */
+  /* LLVM_JIT only; added after the first version (hosts built before it pass a smaller
+   * `size` and get 0). Nonzero: every layer whose keys are per-channel 8/4/2-bit codes at
+   * full rank (head_dim a multiple of 4, token block a multiple of 16) runs the int8-dot
+   * attention kernel: per block the scaled query is quantized to int8 and dotted with the
+   * raw key codes. Faster on CPUs with VNNI, approximate (scores change by the query's
+   * rounding); kvc_layer_kernel_names() shows those kernels with an "_i8" suffix. Other
+   * layers and the append encoders are unchanged. Another backend with int8_dot set fails
+   * with KVC_ERROR_INVALID_ARGUMENT. */
+  int32_t int8_dot;
 } kvc_runtime_config;
 
 /* Which kernels a runtime runs and what compiling them cost. */
@@ -153,7 +162,7 @@ kvc_status kvc_runtime_create(const char* plan_path, const kvc_runtime_options* 
 /* The same from IR text in memory. */
 kvc_status kvc_runtime_create_from_text(const char* plan_text, const kvc_runtime_options* options,
                                         kvc_runtime** out);
-/* The spec's defaults: size set, one thread, KVC_BACKEND_LLVM_JIT, KVC_ISA_HOST. */
+/* The spec's defaults: size set, one thread, KVC_BACKEND_LLVM_JIT, KVC_ISA_HOST, int8_dot 0. */
 kvc_runtime_config kvc_runtime_config_default(void);
 /* As kvc_runtime_create / kvc_runtime_create_from_text, with the backend of `config`
  * (NULL = kvc_runtime_config_default()). A plan the JIT cannot compile, or an isa this
