@@ -11,6 +11,7 @@
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/Target/TargetMachine.h>
 
+#include "backends/llvm/append_codegen.h"
 #include "backends/llvm/isa.h"
 #include "backends/llvm/kernel_codegen.h"
 #include "backends/llvm/llvm_target.h"
@@ -24,8 +25,34 @@ const char* axis_macro(const ir::QuantFormat& f) {
   return f.axis == ir::QuantAxis::PerChannel ? "1" : "2";
 }
 
-// Writes one module with the given specs' kernels as an object file.
-void write_object(const std::vector<ir::KernelSpec>& specs, const CpuTarget& cpu, const std::string& path) {
+// The distinct append encoders of `specs` and, per spec, the index of its encoder.
+// Encoders depend only on the storage formats (not on g or the int8-dot option), so
+// kernels that differ only there share one.
+struct AppendTable {
+  std::vector<ir::KernelSpec> specs;
+  std::vector<int> of_kernel;
+};
+
+AppendTable append_table(const std::vector<ir::KernelSpec>& kernel_specs) {
+  AppendTable t;
+  for (const ir::KernelSpec& k : kernel_specs) {
+    ir::KernelSpec a = append_spec(k);
+    a.int8_dot = false;
+    int index = -1;
+    for (std::size_t i = 0; i < t.specs.size(); ++i)
+      if (t.specs[i] == a) index = static_cast<int>(i);
+    if (index < 0) {
+      index = static_cast<int>(t.specs.size());
+      t.specs.push_back(a);
+    }
+    t.of_kernel.push_back(index);
+  }
+  return t;
+}
+
+// Writes one module with the given specs' attention kernels and append encoders as an object file.
+void write_object(const std::vector<ir::KernelSpec>& specs, const std::vector<ir::KernelSpec>& appends,
+                  const CpuTarget& cpu, const std::string& path) {
   auto tm = make_target_machine(cpu, /*pic=*/true);
   llvm::LLVMContext ctx;
   llvm::Module mod("kvc_kernels", ctx);
@@ -37,6 +64,11 @@ void write_object(const std::vector<ir::KernelSpec>& specs, const CpuTarget& cpu
     for (llvm::Function& f : mod)
       if (!f.isDeclaration() && !f.hasFnAttribute("target-features")) set_isa_attributes(f, s.isa, cpu);
     all_scalar = all_scalar && s.isa == ir::KernelIsa::Scalar;
+  }
+  for (const auto& a : appends) {
+    add_append_function(mod, a);
+    for (llvm::Function& f : mod)
+      if (!f.isDeclaration() && !f.hasFnAttribute("target-features")) set_isa_attributes(f, a.isa, cpu);
   }
   optimize_module(mod, *tm, !all_scalar);
   std::error_code ec;
@@ -97,6 +129,12 @@ std::string kernels_header(const std::vector<ir::KernelSpec>& specs, const std::
        "  float* probs;       /* optional [g][n_blocks*B + n_tail], or NULL */\n"
        "} kvc_attend_args;\n"
        "typedef void (*kvc_attend_fn)(const kvc_attend_args* args);\n"
+       "typedef struct kvc_append_args {\n"
+       "  const float* k; /* [B][key_dims] keys (post-RoPE), or their low-rank coefficients */\n"
+       "  const float* v; /* [B][head_dim] values */\n"
+       "  uint8_t* block; /* out: the block's bytes */\n"
+       "} kvc_append_args;\n"
+       "typedef void (*kvc_append_fn)(const kvc_append_args* args);\n"
        "#endif\n"
        "typedef void (*kvc_attend_partial_fn)(const kvc_attend_args* args, int64_t b0, int64_t b1,\n"
        "                                      int32_t with_tail, float* state);\n\n";
@@ -105,6 +143,10 @@ std::string kernels_header(const std::vector<ir::KernelSpec>& specs, const std::
     h << "void " << n << "(const kvc_attend_args* args);\n";
     h << "void " << n << "_partial(const kvc_attend_args* args, int64_t b0, int64_t b1, int32_t with_tail, float* state);\n";
   }
+  const AppendTable appends = append_table(specs);
+  h << "\n/* Quantize-on-append encoders, one per distinct storage format: each writes one main\n"
+       " * block exactly as kvc's reference encoder does (install with kvc_set_layer_append). */\n";
+  for (const auto& a : appends.specs) h << "void " << append_kernel_name(a) << "(const kvc_append_args* args);\n";
   h << "\n/* axis: 0 = fp16, 1 = per-channel, 2 = per-token */\n"
        "typedef struct kvc_layer_kernel {\n"
        "  kvc_attend_fn attend;\n  kvc_attend_partial_fn partial;\n"
@@ -119,6 +161,13 @@ std::string kernels_header(const std::vector<ir::KernelSpec>& specs, const std::
     h << "  /* layer " << l << " */ {" << n << ", " << n << "_partial, " << s.head_dim << ", " << s.g << ", "
       << s.key.bits << ", " << axis_macro(s.key) << ", " << s.key.group << ", " << s.value.bits << ", "
       << axis_macro(s.value) << ", " << s.value.group << ", " << s.key_dims << ", " << s.token_block << "},\n";
+  }
+  h << "};\n\n";
+  h << "#define KVC_NUM_APPENDS " << appends.specs.size() << "\n";
+  h << "static const kvc_append_fn kvc_layer_appends[" << std::max<std::size_t>(layer_kernel.size(), 1) << "] = {\n";
+  for (std::size_t l = 0; l < layer_kernel.size(); ++l) {
+    const int a = appends.of_kernel[static_cast<std::size_t>(layer_kernel[l])];
+    h << "  /* layer " << l << " */ " << append_kernel_name(appends.specs[static_cast<std::size_t>(a)]) << ",\n";
   }
   h << "};\n\n#ifdef __cplusplus\n}\n#endif\n#endif\n";
   return h.str();
@@ -151,7 +200,8 @@ EmittedFiles emit_object(const std::vector<ir::KernelSpec>& specs, const std::ve
   const fs::path object_tmp = fs::path(dir) / ("." + options.object_name + ".tmp");
   const fs::path header_tmp = fs::path(dir) / ("." + options.header_name + ".tmp");
   staged.temporaries = {object_tmp, header_tmp};
-  write_object(resolved, cpu, object_tmp.string());
+  const AppendTable appends = append_table(resolved);
+  write_object(resolved, appends.specs, cpu, object_tmp.string());
   write_text(kernels_header(resolved, layer_kernel), header_tmp.string());
   // The header names the object's symbols: move the object first, so that a header
   // in DIR never promises symbols of an object that is not there.
@@ -164,6 +214,7 @@ EmittedFiles emit_object(const std::vector<ir::KernelSpec>& specs, const std::ve
   files.cpu = cpu.name;
   files.specs = resolved;
   for (const auto& s : resolved) files.symbols.push_back(ir::kernel_name(s));
+  for (const auto& a : appends.specs) files.append_symbols.push_back(append_kernel_name(a));
   return files;
 }
 

@@ -1,7 +1,8 @@
 #pragma once
-// Ahead-of-time kernels: one object file with every kernel of a module and a C
-// header that declares them and maps each layer to its kernel, for a host
-// program that links them with no LLVM at run time.
+// Ahead-of-time kernels: one object file with every kernel of a module (attention
+// kernels and quantize-on-append encoders) and a C header that declares them and
+// maps each layer to its kernel and encoder, for a host program that links them
+// with no LLVM at run time.
 #include <string>
 #include <vector>
 
@@ -25,12 +26,16 @@ struct EmittedFiles {
   std::string object_path;
   std::string header_path;
   std::vector<std::string> symbols;  // attend symbol of each distinct kernel
+  std::vector<std::string> append_symbols;  // symbol of each distinct append encoder (storage format)
   std::string cpu;                   // LLVM's name of the CPU the code is for
   std::vector<ir::KernelSpec> specs; // the kernels as emitted (isa resolved)
 };
 
 // Writes DIR/kernels.o and DIR/kvc_kernels.h for `specs` (distinct kernels) and
 // `layer_kernel` (layer -> index into specs), as ir::lower_module returns them.
+// Besides each attention kernel (and its _partial twin) the object holds one
+// append encoder (append_codegen.h) per distinct storage format; the header's
+// kvc_layer_kernels[] and kvc_layer_appends[] map layers to them.
 // The object is position independent (links into PIE executables). Creates DIR
 // when missing. Both files are written under temporary names and renamed into
 // place only when both are complete, so a failure leaves neither behind (nor a

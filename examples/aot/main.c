@@ -1,15 +1,22 @@
 /* kvc_aot DIR: a host that runs kvc's ahead-of-time kernels inside the kvc runtime.
  *
  * DIR is the folder `kvc compile SPEC --emit obj -o DIR` wrote: plan.kvc (read at
- * run time) and kernels.o + kvc_kernels.h (compiled into this program). The runtime
- * stores the cache as the plan says; kvc_set_layer_kernel() swaps in each layer's
- * AOT kernel from the generated layer -> kernel table, and NULL swaps the runtime's
- * reference kernel back in. After a synthetic prompt, a decode loop appends one
- * token per layer and attends with both kernels over the same cache, and checks
- * that they agree: |out_aot - out_ref| <= TOLERANCE * |out_ref| for every layer and
- * step. When the plan allows two sequences, the two kernels attend two identical
- * forks, so scores that retention accumulates from attention are updated once per
- * step in each. Exits 0 when every check passed. */
+ * run time) and kernels.o + kvc_kernels.h (compiled into this program). Two
+ * runtimes load the plan and get the same synthetic prompt and decode tokens:
+ *   - the AOT runtime (KVC_BACKEND_LLVM_AOT): before anything is appended,
+ *     kvc_set_layer_append() installs each layer's AOT encoder from the generated
+ *     kvc_layer_appends table, so its blocks are written by AOT code; at each step
+ *     kvc_set_layer_kernel() swaps in the layer's AOT attention kernel
+ *     (kvc_layer_kernels), and NULL swaps the runtime's reference kernel back in;
+ *   - a plain reference runtime: reference encoder, reference kernel.
+ * Each decode step appends one token per layer and checks, for every layer:
+ *   1. AOT encoder + AOT kernel against the reference runtime:
+ *      |out_aot - out_ref| <= TOLERANCE * |out_ref|;
+ *   2. the reference kernel over the AOT-encoded blocks gives the reference
+ *      runtime's output bit for bit, so the AOT encoders wrote the reference's bytes.
+ * When the plan allows two sequences, the two kernels of the AOT runtime attend two
+ * identical forks, so scores that retention accumulates from attention are updated
+ * once per step in each (as in the reference runtime). Exits 0 when every check passed. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,16 +83,30 @@ int main(int argc, char** argv) {
     fprintf(stderr, "usage: %s DIR (the folder kvc compile --emit obj -o DIR wrote)\n", argv[0]);
     return 2;
   }
+  kvc_runtime_config config = kvc_runtime_config_default();
+  config.backend = KVC_BACKEND_LLVM_AOT;
+  kvc_runtime* rt = NULL;
+  CHECK(kvc_runtime_create_with_config(argv[1], &config, &rt));
   kvc_runtime_options options;
   memset(&options, 0, sizeof options);
   options.threads = 1;
-  kvc_runtime* rt = NULL;
-  CHECK(kvc_runtime_create(argv[1], &options, &rt));
+  kvc_runtime* ref_rt = NULL;
+  CHECK(kvc_runtime_create(argv[1], &options, &ref_rt));
   kvc_model_info info;
   CHECK(kvc_model_info_get(rt, &info));
   if (!kernels_match_plan(&info)) return 1;
-  printf("plan: %d layers, %d query heads, %d KV heads, head_dim %d; %d AOT kernels\n", info.layers, info.q_heads,
-         info.kv_heads, info.head_dim, KVC_NUM_KERNELS);
+  printf("plan: %d layers, %d query heads, %d KV heads, head_dim %d; %d AOT kernels, %d AOT append encoders\n",
+         info.layers, info.q_heads, info.kv_heads, info.head_dim, KVC_NUM_KERNELS, KVC_NUM_APPENDS);
+  /* Encoders must be in place before a layer holds blocks. */
+  for (int32_t layer = 0; layer < info.layers; ++layer) {
+    CHECK(kvc_set_layer_append(rt, layer, kvc_layer_appends[layer]));
+    const char* append_name = NULL;
+    CHECK(kvc_layer_kernel_names(rt, layer, NULL, &append_name));
+    if (strcmp(append_name, "host") != 0) {
+      fprintf(stderr, "layer %d: the runtime reports encoder '%s', not the installed one\n", layer, append_name);
+      return 1;
+    }
+  }
 
   const size_t kv_row = (size_t)info.kv_heads * (size_t)info.head_dim;
   const size_t q_row = (size_t)info.q_heads * (size_t)info.head_dim;
@@ -102,16 +123,20 @@ int main(int argc, char** argv) {
   float* q = malloc(sizeof(float) * q_row);
   float* out_aot = malloc(sizeof(float) * q_row);
   float* out_ref = malloc(sizeof(float) * q_row);
-  if (!k || !v || !window || !q || !out_aot || !out_ref) return 1;
+  float* out_pure = malloc(sizeof(float) * q_row);
+  if (!k || !v || !window || !q || !out_aot || !out_ref || !out_pure) return 1;
 
-  kvc_seq seq_aot, seq_ref;
+  kvc_seq seq_aot, seq_ref, seq_pure;
   CHECK(kvc_sequence_create(rt, &seq_aot));
+  CHECK(kvc_sequence_create(ref_rt, &seq_pure));
   for (int32_t layer = 0; layer < info.layers; ++layer) {
     fill(k, kv_row * (size_t)prompt);
     fill(v, kv_row * (size_t)prompt);
     fill(window, q_row * (size_t)n_q);
     CHECK(kvc_append(rt, layer, seq_aot, k, v, prompt));
     CHECK(kvc_end_prefill(rt, layer, seq_aot, window, n_q));
+    CHECK(kvc_append(ref_rt, layer, seq_pure, k, v, prompt));
+    CHECK(kvc_end_prefill(ref_rt, layer, seq_pure, window, n_q));
   }
   const int forked = info.batch >= 2;
   if (forked)
@@ -128,14 +153,23 @@ int main(int argc, char** argv) {
       fill(q, q_row);
       CHECK(kvc_append(rt, layer, seq_aot, k, v, 1));
       if (forked) CHECK(kvc_append(rt, layer, seq_ref, k, v, 1));
+      CHECK(kvc_append(ref_rt, layer, seq_pure, k, v, 1));
       CHECK(kvc_set_layer_kernel(rt, layer, kvc_layer_kernels[layer].attend));
       CHECK(kvc_attend(rt, layer, seq_aot, q, out_aot));
       CHECK(kvc_set_layer_kernel(rt, layer, NULL));
       CHECK(kvc_attend(rt, layer, seq_ref, q, out_ref));
-      const double err = relative_error(out_aot, out_ref, q_row);
+      CHECK(kvc_attend(ref_rt, layer, seq_pure, q, out_pure));
+      const double err = relative_error(out_aot, out_pure, q_row);
       if (!(err <= TOLERANCE)) {
         fprintf(stderr, "step %d layer %d: AOT and reference outputs differ by %g of the output norm\n", step, layer,
                 err);
+        return 1;
+      }
+      if (memcmp(out_ref, out_pure, sizeof(float) * q_row) != 0) {
+        fprintf(stderr,
+                "step %d layer %d: the reference kernel over AOT-encoded blocks differs from the reference runtime "
+                "(by %g of the output norm): the AOT encoder wrote other bytes\n",
+                step, layer, relative_error(out_ref, out_pure, q_row));
         return 1;
       }
       if (err > worst) worst = err;
@@ -146,6 +180,9 @@ int main(int argc, char** argv) {
          "max relative error %.3g (tolerance %g)\n",
          DECODE_STEPS, info.layers, (long long)prompt, forked ? "two forked sequences" : "one sequence", worst,
          TOLERANCE);
+  printf("append: AOT encoders on %d layers; reference kernel over their blocks bit-identical to the reference "
+         "runtime\n",
+         info.layers);
   for (int i = 0; i < KVC_NUM_LAYERS; ++i)
     if (i == 0 || kvc_layer_kernels[i].attend != kvc_layer_kernels[i - 1].attend)
       printf("  layer %d: K%d/V%d bits, head_dim %d, g %d\n", i, kvc_layer_kernels[i].key_bits,
@@ -153,13 +190,16 @@ int main(int argc, char** argv) {
 
   if (forked) CHECK(kvc_sequence_free(rt, seq_ref));
   CHECK(kvc_sequence_free(rt, seq_aot));
+  CHECK(kvc_sequence_free(ref_rt, seq_pure));
   kvc_runtime_destroy(rt);
+  kvc_runtime_destroy(ref_rt);
   free(k);
   free(v);
   free(window);
   free(q);
   free(out_aot);
   free(out_ref);
+  free(out_pure);
   printf("kvc_aot: ok (%d checks)\n", checks);
   return 0;
 }

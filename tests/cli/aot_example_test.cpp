@@ -1,7 +1,8 @@
 // The AOT example from a clean build: `kvc compile SPEC --emit obj -o DIR`, install
 // the runtime (libkvc, find_package(kvc)) into a fresh prefix, configure and build
 // examples/aot as a separate CMake project against DIR and that prefix, and run it:
-// it checks the AOT kernels against the runtime's reference kernel in a decode loop.
+// it checks the AOT kernels against the runtime's reference kernel in a decode loop,
+// and (with the AOT append encoders installed) the blocks against a reference runtime's.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -58,6 +59,9 @@ TEST_F(AotExample, Stories260kPlanAgreesWithTheReferenceKernel) {
   EXPECT_NE(out.find("plan: 5 layers, 8 query heads, 4 KV heads, head_dim 8"), std::string::npos) << out;
   EXPECT_NE(out.find("AOT vs reference kernel"), std::string::npos) << out;
   EXPECT_NE(out.find("kvc_aot: ok (120 checks)"), std::string::npos) << out;  // 24 steps x 5 layers
+  EXPECT_NE(out.find("append: AOT encoders on 5 layers; reference kernel over their blocks bit-identical"),
+            std::string::npos)
+      << out;
 }
 
 TEST_F(AotExample, TwoSequencePlanComparesOnForks) {
@@ -75,6 +79,7 @@ TEST_F(AotExample, TwoSequencePlanComparesOnForks) {
   const std::string out = build_and_run(spec, "two");
   EXPECT_NE(out.find("two forked sequences"), std::string::npos) << out;
   EXPECT_NE(out.find("kvc_aot: ok (72 checks)"), std::string::npos) << out;
+  EXPECT_NE(out.find("append: AOT encoders on 3 layers"), std::string::npos) << out;
 }
 
 }  // namespace

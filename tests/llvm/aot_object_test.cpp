@@ -1,6 +1,9 @@
 // AOT: emit_object writes kernels.o + kvc_kernels.h; a plain C host program
 // (tests/llvm/aot_host/host.c) is compiled and linked against them with the
 // system C compiler, run, and its outputs compared with the reference kernels.
+// The append encoders in the same object: defined symbols (nm), declared and
+// mapped per layer in the header, and (through a generated C host) writing the
+// reference encoder's bytes.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,9 +12,12 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
 
 #include "backends/llvm/object_emitter.h"
 #include "backends/reference/attention.h"
+#include "backends/reference/quantize.h"
+#include "ir/layout.h"
 #include "random_attention_case.h"
 #include "support/diagnostics.h"
 #include "test_support/test_data.h"
@@ -110,7 +116,153 @@ TEST(AotObject, HeaderMapsLayersToKernels) {
   EXPECT_NE(h.find("#define KVC_NUM_LAYERS 2"), std::string::npos);
   EXPECT_NE(h.find("/* layer 1 */ {kvc_attend_k4pc32_v2pt32_d128_g4_avx2, kvc_attend_k4pc32_v2pt32_d128_g4_avx2_partial"),
             std::string::npos);
+  EXPECT_NE(h.find("void kvc_append_k4pc32_v2pt32_d128_avx2(const kvc_append_args* args);"), std::string::npos);
+  EXPECT_NE(h.find("/* layer 1 */ kvc_append_k4pc32_v2pt32_d128_avx2,"), std::string::npos);
   EXPECT_THROW(emit_object({s}, {1}, "/tmp/unused"), Error);
+}
+
+// Encoders depend only on the storage formats: kernels that differ in g or the
+// int8-dot option share one; another format gets its own.
+TEST(AotObject, HeaderSharesAppendEncodersAcrossKernelsOfOneFormat) {
+  ir::KernelSpec a;
+  a.head_dim = 64;
+  a.key_dims = 64;
+  a.g = 2;
+  a.token_block = 32;
+  a.key = {4, ir::QuantAxis::PerChannel, 32};
+  a.value = {2, ir::QuantAxis::PerToken, 32};
+  a.isa = ir::KernelIsa::Scalar;
+  ir::KernelSpec wider = a, int8 = a, other = a;
+  wider.g = 8;
+  int8.int8_dot = true;
+  other.value.bits = 4;
+  const std::string h = kernels_header({a, wider, int8, other}, {0, 1, 2, 3, 0});
+  EXPECT_NE(h.find("#define KVC_NUM_KERNELS 4\n"), std::string::npos);
+  EXPECT_NE(h.find("#define KVC_NUM_APPENDS 2\n"), std::string::npos);
+  for (int layer : {0, 1, 2, 4})
+    EXPECT_NE(h.find("/* layer " + std::to_string(layer) + " */ kvc_append_k4pc32_v2pt32_d64_scalar,"),
+              std::string::npos)
+        << layer;
+  EXPECT_NE(h.find("/* layer 3 */ kvc_append_k4pc32_v4pt32_d64_scalar,"), std::string::npos);
+  std::size_t declarations = 0;
+  for (std::size_t at = h.find("\nvoid kvc_append_"); at != std::string::npos; at = h.find("\nvoid kvc_append_", at + 1))
+    ++declarations;
+  EXPECT_EQ(declarations, 2u);
+}
+
+std::string read_text(const std::filesystem::path& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+// Distinct specs of `cases`' one-layer modules and the layer -> spec table.
+void lower_cases(const std::vector<testing::AttentionCase>& cases, std::vector<ir::KernelSpec>& specs,
+                 std::vector<int>& table) {
+  for (const auto& c : cases) {
+    const ir::KernelSpec s = ir::lower_layer(c.module, 0);
+    int found = -1;
+    for (std::size_t i = 0; i < specs.size(); ++i)
+      if (specs[i] == s) found = static_cast<int>(i);
+    if (found < 0) {
+      found = static_cast<int>(specs.size());
+      specs.push_back(s);
+    }
+    table.push_back(found);
+  }
+}
+
+// A C host that runs kvc_layer_appends[layer] on the keys/values it reads (per layer:
+// B*key_dims floats, B*head_dim floats, then the block's byte count) and writes the blocks.
+constexpr const char* kAppendHost = R"(#include <stdio.h>
+#include <stdlib.h>
+#include "kvc_kernels.h"
+int main(int argc, char** argv) {
+  FILE* in = fopen(argv[1], "rb");
+  FILE* out = fopen(argv[2], "wb");
+  if (!in || !out) return 2;
+  for (int layer = 0; layer < KVC_NUM_LAYERS; ++layer) {
+    long long nk, nv, nb;
+    if (fread(&nk, 8, 1, in) != 1 || fread(&nv, 8, 1, in) != 1 || fread(&nb, 8, 1, in) != 1) return 3;
+    float* k = malloc(sizeof(float) * (size_t)nk);
+    float* v = malloc(sizeof(float) * (size_t)nv);
+    unsigned char* block = calloc((size_t)nb, 1);
+    if (fread(k, sizeof(float), (size_t)nk, in) != (size_t)nk || fread(v, sizeof(float), (size_t)nv, in) != (size_t)nv)
+      return 4;
+    kvc_append_args args = {k, v, block};
+    kvc_layer_appends[layer](&args);
+    fwrite(block, 1, (size_t)nb, out);
+    free(k);
+    free(v);
+    free(block);
+  }
+  return fclose(out) == 0 ? 0 : 5;
+}
+)";
+
+TEST(AotObject, AppendEncodersAreLinkedAndWriteTheReferenceBytes) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                                    ("kvc_aot_append_test_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::mt19937 rng(7);
+  // Per-channel keys, per-token keys, low rank, fp16 (case indices pick the formats).
+  std::vector<testing::AttentionCase> cases;
+  for (int index : {21, 8, 17, 0}) cases.push_back(testing::random_attention_case(index, rng));
+  std::vector<ir::KernelSpec> specs;
+  std::vector<int> table;
+  lower_cases(cases, specs, table);
+  const EmittedFiles files = emit_object(specs, table, dir.string());
+  ASSERT_FALSE(files.append_symbols.empty());
+  EXPECT_LE(files.append_symbols.size(), files.symbols.size());
+
+  // Every encoder is a defined global function of the object and is declared in the header.
+  const std::string nm_out = (dir / "nm.txt").string();
+  ASSERT_EQ(std::system(("nm -g --defined-only " + files.object_path + " > " + nm_out).c_str()), 0);
+  const std::string symbols = read_text(nm_out), header = read_text(files.header_path);
+  for (const std::string& a : files.append_symbols) {
+    EXPECT_EQ(a.rfind("kvc_append_", 0), 0u) << a;
+    EXPECT_NE(symbols.find(" T " + a + "\n"), std::string::npos) << a << " not defined in kernels.o:\n" << symbols;
+    EXPECT_NE(header.find("void " + a + "(const kvc_append_args* args);"), std::string::npos) << a;
+  }
+  EXPECT_NE(header.find("#define KVC_NUM_APPENDS " + std::to_string(files.append_symbols.size()) + "\n"),
+            std::string::npos);
+
+  std::ofstream(dir / "append_host.c") << kAppendHost;
+  const std::string exe = (dir / "append_host").string();
+  const std::string compile = "cc -std=c11 -O1 -I" + dir.string() + " " + (dir / "append_host.c").string() + " " +
+                              files.object_path + " -o " + exe + " 2>&1";
+  ASSERT_EQ(std::system(compile.c_str()), 0) << compile;
+  std::vector<std::vector<std::uint8_t>> want;
+  {
+    std::ofstream in(dir / "append_in.bin", std::ios::binary);
+    std::normal_distribution<float> dist(0.0f, 2.0f);
+    for (const auto& c : cases) {
+      const int b = ir::token_block(c.plan());
+      const std::size_t nk = static_cast<std::size_t>(b) * static_cast<std::size_t>(ir::key_dims(c.plan(), c.head_dim));
+      const std::size_t nv = static_cast<std::size_t>(b) * static_cast<std::size_t>(c.head_dim);
+      std::vector<float> k(nk), v(nv);
+      for (float& x : k) x = dist(rng);
+      for (float& x : v) x = dist(rng);
+      std::vector<std::uint8_t> block(static_cast<std::size_t>(ir::block_bytes(c.plan(), c.head_dim)));
+      reference::encode_block(c.plan(), c.head_dim, k.data(), v.data(), block.data());
+      put_i64(in, static_cast<std::int64_t>(nk));
+      put_i64(in, static_cast<std::int64_t>(nv));
+      put_i64(in, static_cast<std::int64_t>(block.size()));
+      put(in, k.data(), nk);
+      put(in, v.data(), nv);
+      want.push_back(block);
+    }
+  }
+  const std::string run = exe + " " + (dir / "append_in.bin").string() + " " + (dir / "append_out.bin").string();
+  ASSERT_EQ(std::system(run.c_str()), 0) << run;
+  std::ifstream got_file(dir / "append_out.bin", std::ios::binary);
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    SCOPED_TRACE(cases[i].describe());
+    std::vector<std::uint8_t> got(want[i].size());
+    got_file.read(reinterpret_cast<char*>(got.data()), static_cast<std::streamsize>(got.size()));
+    ASSERT_TRUE(got_file) << "host wrote too little";
+    EXPECT_EQ(got, want[i]);
+  }
+  std::filesystem::remove_all(dir);
 }
 
 ir::KernelSpec k4v2_spec() {
