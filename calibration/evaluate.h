@@ -24,8 +24,11 @@
 #include <cstdint>
 #include <iosfwd>
 #include <string>
+#include <vector>
 
+#include "ir/kernel_spec.h"
 #include "ir/plan.h"
+#include "kvc.h"
 #include "model/model.h"
 
 namespace kvc::calibration {
@@ -42,6 +45,12 @@ struct EvalOptions {
   int threads = 0;             // 0 = hardware concurrency
   EvalCache cache = EvalCache::Reference;
   int cache_threads = 1;       // EvalCache::Runtime: the runtime's attention threads per cache
+  // EvalCache::Runtime: which kernels the runtime runs (KVC_BACKEND_REFERENCE or
+  // KVC_BACKEND_LLVM_JIT), their isa and the int8-dot option (RuntimeCacheOptions).
+  // Baseline and plan caches both use them; the fp16 baseline has no int8-dot layers.
+  kvc_backend cache_backend = KVC_BACKEND_REFERENCE;
+  ir::KernelIsa cache_isa = ir::KernelIsa::Host;
+  bool int8_dot = false;
   std::ostream* progress = nullptr;
 };
 
@@ -59,5 +68,12 @@ struct EvalReport {
 // match the model (kvc::Error naming `plan_origin` otherwise).
 EvalReport evaluate_plan(const model::Model& model, const ir::Module& plan, const EvalOptions& options,
                          const std::string& plan_origin = "<plan>");
+
+// Several plans on the same sequences: the same reports as evaluate_plan gives each
+// (every computation is the same), with the fp32 and baseline runs shared, so N
+// plans cost N + 2 forward passes per sequence instead of 3N (`kvc sweep`, and the
+// end-to-end error probes of search/error_probes.h).
+std::vector<EvalReport> evaluate_plans(const model::Model& model, const std::vector<ir::Module>& plans,
+                                       const EvalOptions& options, const std::string& plan_origin = "<plan>");
 
 }  // namespace kvc::calibration

@@ -14,6 +14,8 @@ namespace {
 constexpr int kPolicies = 3;  // retention_output_error columns: StreamingLLM, H2O, SnapKV
 
 int layers_of(const calibration::CalibrationStats& s) { return s.meta.model.layers; }
+
+const calibration::StatsTensor* find_tensor(const calibration::CalibrationStats& s, const std::string& name);
 int heads_of(const calibration::CalibrationStats& s) { return s.meta.model.kv_heads; }
 
 void check_layer(const calibration::CalibrationStats& s, int layer) {
@@ -126,6 +128,29 @@ double predicted_rank_error(const calibration::CalibrationStats& s, int layer, i
   return key_to_output_gain(s, layer) * key_error;
 }
 
+bool has_end_to_end_calibration(const calibration::CalibrationStats& s) {
+  const std::int64_t P = kPolicies;
+  const auto* quant = find_tensor(s, "e2e_quant_kl");
+  const auto* retention = find_tensor(s, "e2e_retention_kl");
+  const auto* ratios = find_tensor(s, "e2e_keep_ratios");
+  const auto* rank = find_tensor(s, "e2e_rank_kl");
+  const auto* q_retention = find_tensor(s, "e2e_retention_quantized_kl");
+  const auto* q_ratios = find_tensor(s, "e2e_keep_ratios_quantized");
+  if (!quant || !retention || !ratios || !rank || !q_retention || !q_ratios) return false;
+  if (q_ratios->shape.size() != 1 || q_ratios->shape[0] < 1 ||
+      q_retention->shape != std::vector<std::int64_t>{P, q_ratios->shape[0]})
+    throw Error("calibration stats: the e2e_* tensors (end-to-end error probes) have the wrong shapes; re-run kvc calibrate");
+  auto shaped = [](const calibration::StatsTensor& t, std::size_t dims, std::int64_t last) {
+    return t.shape.size() == dims && t.shape.back() == last && t.shape.front() > 0;
+  };
+  if (!shaped(*quant, 2, 3) || !shaped(*rank, 2, 2) || ratios->shape.size() != 1 || ratios->shape[0] < 1 ||
+      retention->shape != std::vector<std::int64_t>{P, ratios->shape[0]})
+    throw Error("calibration stats: the e2e_* tensors (end-to-end error probes) have the wrong shapes; re-run kvc calibrate");
+  for (std::size_t i = 1; i < ratios->data.size(); ++i)
+    if (!(ratios->data[i] > ratios->data[i - 1])) throw Error("calibration stats: e2e_keep_ratios are not ascending");
+  return true;
+}
+
 double layer_sensitivity(const calibration::CalibrationStats& s, int layer) {
   double sum = 0;
   int n = 0;
@@ -150,15 +175,120 @@ double stats_keep_ratio(const calibration::CalibrationStats& s, std::int64_t kep
   return std::max(0.0, 1.0 - dropped * seen / prompt);
 }
 
+// ---------------------------------------------------------------------------
+// End-to-end calibration (the e2e_* tensors, see cost_model.h).
+
+const calibration::StatsTensor* find_tensor(const calibration::CalibrationStats& s, const std::string& name) {
+  auto it = s.tensors.find(name);
+  return it == s.tensors.end() ? nullptr : &it->second;
+}
+
+// Linear interpolation of ys over ascending xs; 0 at x >= 1 (nothing dropped) and,
+// below the smallest x, the first segment's line continued (more dropped, more error).
+double interpolate_drop_curve(const std::vector<double>& xs, const std::vector<double>& ys, double x) {
+  if (x >= 1.0 || xs.empty()) return 0.0;
+  std::vector<double> px = xs, py = ys;
+  if (px.back() < 1.0) {
+    px.push_back(1.0);
+    py.push_back(0.0);
+  }
+  if (px.size() == 1) return py.front();
+  auto line = [&](std::size_t i, double at) {
+    const double f = (at - px[i]) / (px[i + 1] - px[i]);
+    return (1 - f) * py[i] + f * py[i + 1];
+  };
+  // Below the smallest probe nothing was measured: grow as 1/x (keeping a handful of
+  // tokens is far worse than a straight line says), so no search trusts that region.
+  if (x <= px.front()) return x > 0 ? py.front() * px.front() / x : py.front() * 1e6;
+  for (std::size_t i = 0; i + 1 < px.size(); ++i)
+    if (x <= px[i + 1]) return line(i, x);
+  return 0.0;
+}
+
+// Each layer's share of a uniform setting's end-to-end KL: its squared proxy error
+// (the per-layer stats) over the sum of all layers'; equal shares when all are 0.
+template <typename Proxy>
+double layer_share(const calibration::CalibrationStats& s, int layer, Proxy proxy) {
+  double sum = 0, mine = 0;
+  for (int l = 0; l < layers_of(s); ++l) {
+    const double e = proxy(l);
+    sum += e * e;
+    if (l == layer) mine = e * e;
+  }
+  return sum > 0 ? mine / sum : 1.0 / layers_of(s);
+}
+
+double e2e_quant_kl(const calibration::CalibrationStats& s, const calibration::StatsTensor& t, int key_bits,
+                    int value_bits) {
+  const std::int64_t rows = t.shape.at(0);
+  double log_ratio = 0;
+  int n = 0;
+  auto proxy_sum = [&](int k, int v) {
+    double sum = 0;
+    for (int l = 0; l < layers_of(s); ++l) sum += std::pow(predicted_quant_error(s, l, k, v), 2);
+    return sum;
+  };
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const int k = static_cast<int>(t.data[r * 3]), v = static_cast<int>(t.data[r * 3 + 1]);
+    if (k == key_bits && v == value_bits) return t.data[r * 3 + 2];
+    const double p = proxy_sum(k, v);
+    if (p > 0 && t.data[r * 3 + 2] > 0) {
+      log_ratio += std::log(t.data[r * 3 + 2] / p);
+      ++n;
+    }
+  }
+  // An unprobed pair: its proxy scaled by the probed pairs' geometric-mean KL/proxy.
+  return n > 0 ? std::exp(log_ratio / n) * proxy_sum(key_bits, value_bits) : proxy_sum(key_bits, value_bits);
+}
+
+double e2e_retention_kl(const calibration::CalibrationStats& s, bool quantized, int column, double kept_ratio) {
+  const auto& t = *find_tensor(s, quantized ? "e2e_retention_quantized_kl" : "e2e_retention_kl");
+  const auto& ratios_t = *find_tensor(s, quantized ? "e2e_keep_ratios_quantized" : "e2e_keep_ratios");
+  const std::int64_t R = ratios_t.shape.at(0);
+  std::vector<double> xs(ratios_t.data.begin(), ratios_t.data.end()), ys(R);
+  for (std::int64_t r = 0; r < R; ++r) ys[r] = t.data[column * R + r];
+  return interpolate_drop_curve(xs, ys, kept_ratio);
+}
+
+double e2e_rank_kl(const calibration::CalibrationStats& s, const calibration::StatsTensor& t, int rank) {
+  const int d = s.meta.model.head_dim;
+  std::vector<double> xs, ys;
+  for (std::int64_t r = 0; r < t.shape.at(0); ++r) {
+    xs.push_back(t.data[r * 2] / d);
+    ys.push_back(t.data[r * 2 + 1]);
+  }
+  return interpolate_drop_curve(xs, ys, static_cast<double>(rank) / d);
+}
+
 LayerErrorBreakdown layer_error(const ir::Module& m, const calibration::CalibrationStats& s, int layer,
                                 const ir::LayerPlan& p, const ErrorModel& model) {
   LayerErrorBreakdown b;
-  b.quant = predicted_quant_error(s, layer, p.key.bits, p.value.bits);
-  if (p.retention.policy != ir::RetentionPolicy::Full && m.workload.context > 0) {
-    b.retention = predicted_retention_error(s, layer, p.retention.policy,
-                                            stats_keep_ratio(s, ir::kept_tokens(p, m.workload.context), m.workload.context));
+  const bool retains = p.retention.policy != ir::RetentionPolicy::Full && m.workload.context > 0;
+  const bool low_rank = p.lowrank.sharing != ir::BasisSharing::None;
+  const std::int64_t kept = retains ? ir::kept_tokens(p, m.workload.context) : m.workload.context;
+  const double stats_ratio = retains ? stats_keep_ratio(s, kept, m.workload.context) : 1.0;
+  if (has_end_to_end_calibration(s)) {
+    // KL units: the uniform setting's measured KL times this layer's share of it.
+    const auto* quant = find_tensor(s, "e2e_quant_kl");
+    const auto* rank = find_tensor(s, "e2e_rank_kl");
+    if (p.key.bits < 16 || p.value.bits < 16)
+      b.quant = e2e_quant_kl(s, *quant, p.key.bits, p.value.bits) *
+                layer_share(s, layer, [&](int l) { return predicted_quant_error(s, l, p.key.bits, p.value.bits); });
+    if (retains) {
+      const double ratio = static_cast<double>(kept) / static_cast<double>(m.workload.context);
+      // A layer with an fp16 tail and token blocks (quantized or low-rank) evicts whole blocks.
+      const bool blocked = ir::tail_capacity(p) > 0;
+      b.retention = e2e_retention_kl(s, blocked, policy_column(p.retention.policy), ratio) / layers_of(s);
+    }
+    if (low_rank)
+      b.rank = e2e_rank_kl(s, *rank, p.lowrank.rank) / layers_of(s);
+    b.weight = model.weight(layer);
+    b.total = b.weight * (b.quant + b.retention + b.rank);
+    return b;
   }
-  if (p.lowrank.sharing != ir::BasisSharing::None) b.rank = predicted_rank_error(s, layer, p.lowrank.rank);
+  b.quant = predicted_quant_error(s, layer, p.key.bits, p.value.bits);
+  if (retains) b.retention = predicted_retention_error(s, layer, p.retention.policy, stats_ratio);
+  if (low_rank) b.rank = predicted_rank_error(s, layer, p.lowrank.rank);
   b.weight = model.weight(layer);
   b.total = b.weight * (b.quant * b.quant + b.retention * b.retention + b.rank * b.rank);
   return b;

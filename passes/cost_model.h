@@ -29,6 +29,31 @@
 // distributions is quadratic in a small logit perturbation, and each layer's
 // output perturbation feeds the logits, so the plan's predicted error is the sum of
 // layer errors, each times the layer's weight (1 unless fitted, see ErrorModel).
+//
+// End-to-end calibration. The per-layer stats above measure each knob on one
+// layer's attention output in isolation, with every decode token kept; real plans
+// also evict decode tokens and their errors compound through the layers, so the
+// proxy misranks knobs against each other (it under-predicts H2O/SnapKV eviction
+// several-fold on stories260K). When the stats carry the e2e_* tensors (measured by
+// search/error_probes.h: `kvc calibrate`, or `kvc sweep` on the calibration
+// sequences), every knob is instead priced in measured KL units:
+//   e2e_quant_kl      [Q][3]  rows (K bits, V bits, KL): every layer at that pair,
+//                             keeping every token
+//   e2e_keep_ratios   [R]     ascending kept fractions of the context
+//   e2e_retention_kl  [3][R]  KL with every layer fp16 keeping ratio * context tokens,
+//                             per policy (StreamingLLM, H2O, SnapKV; CAKE reads SnapKV)
+//   e2e_keep_ratios_quantized [Rq], e2e_retention_quantized_kl [3][Rq]
+//                             the same at K8V8 minus K8V8's own KL: layers with an
+//                             fp16 tail (quantized or low rank) evict whole blocks
+//   e2e_rank_kl       [K][2]  rows (rank, KL): every layer's keys at that rank
+// A layer's share of a uniform setting's KL is its squared proxy error (above) over
+// the sum of all layers'; layer error = weight * (quant + retention + rank) in KL
+// (the knobs' KL contributions add, as the squared proxies did). So a uniform plan
+// of one knob is predicted exactly at its measured KL on the calibration sequences.
+// Retention curves are linear in the kept fraction between probes, 0 at 1, and
+// grow as 1/ratio below the smallest probe (unmeasured: never cheap); rank curves likewise in
+// rank / head_dim; an unprobed pair is its proxy times the probed pairs' geometric
+// mean KL / proxy.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -47,8 +72,9 @@ struct ErrorModel {
   }
 };
 
-// One layer's predicted error, by knob (relative output errors, not squared) and
-// combined (sum of squares times the layer weight).
+// One layer's predicted error, by knob (relative output errors, not squared; KL
+// contributions with end-to-end calibration) and combined (sum of squares, or of the
+// KL contributions, times the layer weight).
 struct LayerErrorBreakdown {
   double quant = 0;
   double retention = 0;
@@ -66,6 +92,10 @@ struct PlanErrorPrediction {
 // on another model shape than `plan`.
 PlanErrorPrediction predict_plan_error(const ir::Module& plan, const calibration::CalibrationStats& stats,
                                        const ErrorModel& model = {});
+
+// Whether the stats carry the end-to-end e2e_* tensors (throws kvc::Error when they
+// are present with the wrong shapes).
+bool has_end_to_end_calibration(const calibration::CalibrationStats& stats);
 
 // The knob-level primitives (layer l, averaged over KV heads).
 double predicted_quant_error(const calibration::CalibrationStats& stats, int layer, int key_bits, int value_bits);

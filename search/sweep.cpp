@@ -10,6 +10,7 @@
 #include "passes/cost_model.h"
 #include "passes/pass_manager.h"
 #include "passes/uniform.h"
+#include "search/error_probes.h"
 #include "support/diagnostics.h"
 
 namespace kvc::search {
@@ -141,17 +142,30 @@ double spearman_correlation(const std::vector<double>& a, const std::vector<doub
 }
 
 SweepResult run_sweep(const model::Model& model, const frontend::Spec& spec,
-                      const calibration::CalibrationStats& stats, const SweepOptions& options) {
+                      const calibration::CalibrationStats& stats_in, const SweepOptions& options) {
   if (options.budgets.empty()) throw Error({}, "--budgets", "no budget to sweep");
   for (double b : options.budgets)
     if (!(b > 0 && b <= 1)) throw Error({}, "--budgets", std::to_string(b) + " is not a fraction in (0, 1]");
   const auto& methods = options.methods.empty() ? sweep_methods() : options.methods;
+  SweepResult out;
+  calibration::CalibrationStats stats = stats_in;
+  if (!passes::has_end_to_end_calibration(stats)) {
+    // Priced on the calibration sequences (the stats' seeds), never the evaluation's.
+    if (stats.meta.seed + static_cast<std::uint64_t>(stats.meta.sequences) > options.seed &&
+        options.seed + static_cast<std::uint64_t>(options.sequences) > stats.meta.seed)
+      throw Error({}, "--seed", "the evaluation sequences overlap the calibration sequences the error probes use");
+    ErrorProbeOptions probes;
+    probes.threads = options.threads;
+    probes.progress = options.progress;
+    measure_error_probes(model, spec.search, stats, probes);
+    out.notes.push_back("the stats had no end-to-end error probes: measured them on the calibration sequences");
+  }
   calibration::EvalOptions eval;
   eval.sequences = options.sequences;
   eval.length = options.length;
   eval.seed = options.seed;
   eval.threads = options.threads;
-  SweepResult out;
+  std::vector<ir::Module> plans;
   for (double budget : options.budgets) {
     for (const auto& method : methods) {
       std::string why;
@@ -161,19 +175,26 @@ SweepResult run_sweep(const model::Model& model, const frontend::Spec& spec,
         if (options.progress) *options.progress << "sweep: " << out.notes.back() << "\n";
         continue;
       }
-      const calibration::EvalReport r = calibration::evaluate_plan(model, *plan, eval, method);
       SweepRow row;
       row.budget = budget;
       row.method = method;
       row.bytes = ir::total_bytes(*plan);
-      row.kl_mean = r.kl_mean;
-      row.top1_agreement = r.top1_agreement;
       row.predicted_error = passes::predict_plan_error(*plan, stats).total;
       out.rows.push_back(row);
-      if (options.progress)
-        *options.progress << "sweep: budget " << budget << " " << method << ": " << row.bytes << " bytes, KL "
-                          << row.kl_mean << ", predicted " << row.predicted_error << "\n";
+      plans.push_back(std::move(*plan));
     }
+  }
+  if (options.progress)
+    *options.progress << "sweep: measuring " << plans.size() << " plans on " << eval.sequences << " sequences\n";
+  // Every plan on the same sequences in one pass per sequence (the baseline runs once).
+  const std::vector<calibration::EvalReport> reports = calibration::evaluate_plans(model, plans, eval, "sweep plan");
+  for (std::size_t i = 0; i < out.rows.size(); ++i) {
+    SweepRow& row = out.rows[i];
+    row.kl_mean = reports[i].kl_mean;
+    row.top1_agreement = reports[i].top1_agreement;
+    if (options.progress)
+      *options.progress << "sweep: budget " << row.budget << " " << row.method << ": " << row.bytes << " bytes, KL "
+                        << row.kl_mean << ", predicted " << row.predicted_error << "\n";
   }
   std::vector<double> predicted, measured;
   for (const auto& row : out.rows) {

@@ -67,6 +67,25 @@ TEST_F(EvalStories, KlGrowsAsBitsShrink) {
   EXPECT_LT(k8.bytes_plan, k8.bytes_full);
 }
 
+// evaluate_plans shares the fp32 and baseline runs; every plan's report must be
+// exactly the one evaluate_plan gives it alone.
+TEST_F(EvalStories, ManyPlansAtOnceGiveEachPlansOwnReport) {
+  const std::vector<ir::Module> plans = {uniform_plan(*model_, 8), uniform_plan(*model_, 2), uniform_plan(*model_, 16)};
+  const std::vector<EvalReport> together = evaluate_plans(*model_, plans, options());
+  ASSERT_EQ(together.size(), plans.size());
+  for (std::size_t i = 0; i < plans.size(); ++i) {
+    const EvalReport alone = evaluate_plan(*model_, plans[i], options());
+    EXPECT_EQ(together[i].kl_mean, alone.kl_mean) << i;
+    EXPECT_EQ(together[i].kl_max, alone.kl_max) << i;
+    EXPECT_EQ(together[i].top1_agreement, alone.top1_agreement) << i;
+    EXPECT_EQ(together[i].ppl_plan, alone.ppl_plan) << i;
+    EXPECT_EQ(together[i].bytes_plan, alone.bytes_plan) << i;
+    EXPECT_EQ(together[i].kl_fp16_vs_fp32, alone.kl_fp16_vs_fp32) << i;
+  }
+  EXPECT_LT(together[0].kl_mean, together[1].kl_mean);
+  EXPECT_EQ(together[2].kl_mean, 0.0);
+}
+
 TEST_F(EvalStories, SameSeedSameNumbersAnyThreadCount) {
   EvalOptions o = options();
   const EvalReport a = evaluate_plan(*model_, uniform_plan(*model_, 4), o);

@@ -4,6 +4,9 @@
 
 #include "calibration/calibrate.h"
 #include "calibration/stats_file.h"
+#include "frontend/spec.h"
+#include "search/error_probes.h"
+#include "support/diagnostics.h"
 #include "calibration_commands.h"
 #include "model/model.h"
 
@@ -14,13 +17,26 @@ struct CalibrateCommandOptions {
   std::string model;
   std::string output;
   calibration::CalibrateOptions run;
+  std::string spec;         // search options (group, residual, sink, window, pool) of the probe plans
+  bool probes = true;       // measure the end-to-end error probes (search/error_probes.h)
+  int probe_sequences = 0;  // 0 = --sequences
 };
 
 int calibrate(CalibrateCommandOptions& o) {
   const auto start = std::chrono::steady_clock::now();
   const model::Model m = model::Model::load(o.model);
   o.run.progress = &std::cerr;
-  const calibration::CalibrationStats stats = calibration::calibrate(m, o.run);
+  calibration::CalibrationStats stats = calibration::calibrate(m, o.run);
+  if (o.probes) {
+    if (!o.run.token_file.empty())
+      throw Error({}, "--tokens", "the end-to-end error probes sample their sequences; add --no-probes");
+    const frontend::SearchOptions search = o.spec.empty() ? frontend::SearchOptions{} : frontend::load_spec(o.spec).search;
+    search::ErrorProbeOptions probes;
+    probes.sequences = o.probe_sequences;
+    probes.threads = o.run.threads;
+    probes.progress = &std::cerr;
+    search::measure_error_probes(m, search, stats, probes);
+  }
   calibration::write_stats_file(o.output, stats);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::cerr << "kvc calibrate: wrote " << o.output << " (" << stats.meta.sequences << " sequences x "
@@ -46,6 +62,13 @@ CommandRunner add_calibrate_command(CLI::App& app) {
   cmd->add_option("--decode", o->run.decode,
                   "Tokens at the end of each sequence treated as decoded (default min(64, length/4))");
   cmd->add_option("--threads", o->run.threads, "Worker threads (default: all cores)");
+  cmd->add_option("--spec", o->spec,
+                  "Take the probe plans' group, residual and retention parameters from this spec's search: "
+                  "(default: the spec defaults)");
+  cmd->add_flag("!--no-probes", o->probes,
+                "Skip the end-to-end error probes (e2e_* tensors: uniform plans' measured KL on the calibration "
+                "sequences, which calibrate the cost model; passes/cost_model.h)");
+  cmd->add_option("--probe-sequences", o->probe_sequences, "Calibration sequences the probes run (default: all)");
   return [o] { return calibrate(*o); };
 }
 

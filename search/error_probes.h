@@ -1,0 +1,42 @@
+#pragma once
+// End-to-end error probes: the measurements that calibrate the cost model's knob
+// prices in KL (passes/cost_model.h, "End-to-end calibration").
+//
+// Each probe is a UNIFORM plan of one knob (every layer alike), run through the
+// model on the calibration sequences (the stats' seed and length, so they stay
+// disjoint from `kvc sweep`'s evaluation sequences) and its mean KL(baseline || plan)
+// recorded:
+//   quant      every precision pair a search may choose (the default KVTuner seven,
+//              the uniform ladder, `options.precision.candidates`), keeping every token;
+//   retention  StreamingLLM, H2O and SnapKV at kept fractions 1/32 .. 3/4 of the
+//              context, fp16 keys and values (eviction in prefill AND decode, errors
+//              compounding through the layers: what the per-layer stats cannot see);
+//   retention on quantized layers: the same at K8V8 (whole-block eviction above an
+//              fp16 tail), stored minus the K8V8 probe's KL;
+//   rank       keys at head_dim/4, /2 and 3/4 (per-layer prefill bases), fp16.
+// All probes share one pass per sequence over the baseline (calibration::evaluate_plans).
+#include <cstdint>
+#include <iosfwd>
+
+#include "calibration/stats.h"
+#include "frontend/spec.h"
+#include "model/model.h"
+
+namespace kvc::search {
+
+struct ErrorProbeOptions {
+  int sequences = 0;  // 0 = the stats' sequences
+  int threads = 0;
+  std::ostream* progress = nullptr;
+};
+
+// The kept fractions the retention probes use.
+const std::vector<double>& probe_keep_ratios();
+
+// Measures the probes and stores them in `stats` as the e2e_* tensors (replacing
+// any there). `search` gives the group, residual and retention parameters (sink,
+// window, pool) the probe plans use: those the plans to be priced will use.
+void measure_error_probes(const model::Model& model, const frontend::SearchOptions& search,
+                          calibration::CalibrationStats& stats, const ErrorProbeOptions& options = {});
+
+}  // namespace kvc::search
