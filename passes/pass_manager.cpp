@@ -77,7 +77,6 @@ std::vector<PassInvocation> parse_pipeline(const std::string& text) {
 }
 
 std::string default_pipeline(const PassContext& ctx) {
-  const auto& search = ctx.search;
   // The search passes plan from calibration statistics; each tunes its knob and
   // `estimate,legalize` check the result. `joint` tunes every knob at once.
   // Without statistics (calibration.stats is optional) they cannot run: the uniform

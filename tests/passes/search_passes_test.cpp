@@ -110,18 +110,6 @@ TEST_P(SearchPassesAtBudget, FitDeterministicAndJointIsNeverWorse) {
 
 INSTANTIATE_TEST_SUITE_P(Budgets, SearchPassesAtBudget, ::testing::Values(0.5, 0.25, 0.15, 0.1));
 
-TEST(DefaultPipeline, FollowsTheSearchSection) {
-  PassContext ctx;
-  EXPECT_EQ(default_pipeline(ctx), "uniform,estimate,legalize");
-  ctx.search.precision.method = "kvtuner";
-  EXPECT_EQ(default_pipeline(ctx), "kvtuner,estimate,legalize");
-  ctx.search.joint = true;
-  EXPECT_EQ(default_pipeline(ctx), "joint,estimate,legalize");
-  PassContext retention;
-  retention.search.retention.method = "prefixkv";
-  EXPECT_EQ(default_pipeline(retention), "prefixkv,estimate,legalize");
-}
-
 // Speed is bench/plan_bench.cpp's to show; this checks the 80-layer plan fits.
 TEST(JointPass, PlansAnEightyLayerModelWithinBudget) {
   const auto spec = frontend::load_spec(testing::source_dir() + "/specs/llama-3.1-70b.yaml");
