@@ -11,16 +11,33 @@
 namespace kvc::calibration {
 
 RuntimeKVCache::RuntimeKVCache(const ir::Module& module, const model::CacheShape& shape, int threads)
+    : RuntimeKVCache(module, shape, RuntimeCacheOptions{threads}) {}
+
+RuntimeKVCache::RuntimeKVCache(const ir::Module& module, const model::CacheShape& shape,
+                               const RuntimeCacheOptions& options)
     : shape_(shape) {
   check_plan_matches_model(module, shape, "<plan>");
-  if (threads < 1) throw Error("runtime cache: threads must be at least 1, got " + std::to_string(threads));
+  if (options.threads < 1)
+    throw Error("runtime cache: threads must be at least 1, got " + std::to_string(options.threads));
+  // llvm-aot runs the reference kernels until a host installs its linked ones,
+  // so an evaluation "with llvm-aot" would silently measure the reference.
+  if (options.backend != KVC_BACKEND_REFERENCE && options.backend != KVC_BACKEND_LLVM_JIT)
+    throw Error("runtime cache: backend " +
+                (options.backend == KVC_BACKEND_LLVM_AOT ? std::string("llvm-aot")
+                                                         : std::to_string(static_cast<int>(options.backend))) +
+                " cannot run here (use reference or llvm-jit)");
   // The runtime would accept such a plan and wait for kvc_set_calibrated_basis; a
   // plan carries no basis data yet, so say so up front (as PlanKVCache does).
   for (const ir::LayerPlan& p : module.layers)
     if (p.lowrank.rank > 0 && p.lowrank.source == ir::BasisSource::Calibrated)
       throw Error({}, "layer " + std::to_string(p.index) + ": lowrank",
                   "plans with calibrated bases carry no basis data yet; the evaluation cache cannot run them");
-  store_ = std::make_unique<runtime::Store>(module, threads);
+  runtime::StoreOptions store_options;
+  store_options.threads = options.threads;
+  store_options.backend = options.backend;
+  store_options.isa = options.isa;
+  store_options.int8_dot = options.int8_dot;
+  store_ = std::make_unique<runtime::Store>(module, store_options);  // StatusError is a kvc::Error
   begin_sequence();
 }
 

@@ -13,6 +13,7 @@
 // are not expected to match PlanKVCache.
 #include <memory>
 
+#include "ir/kernel_spec.h"
 #include "ir/plan.h"
 #include "kvc.h"
 #include "model/kv_cache.h"
@@ -23,11 +24,25 @@ class Store;
 
 namespace kvc::calibration {
 
+// How the runtime behind the cache runs (kvc_runtime_config's fields).
+struct RuntimeCacheOptions {
+  int threads = 1;  // worker threads for attention across KV heads (at least 1)
+  // Which kernels run: KVC_BACKEND_REFERENCE or KVC_BACKEND_LLVM_JIT (the JIT
+  // kernels agree with the reference to ~1e-6 of the output norm, not bit for bit,
+  // so llvm-jit logits are close to but not exactly PlanKVCache's).
+  kvc_backend backend = KVC_BACKEND_REFERENCE;
+  ir::KernelIsa isa = ir::KernelIsa::Host;  // llvm-jit only
+  bool int8_dot = false;                    // llvm-jit only: int8-dot kernels where eligible (kvc.h)
+};
+
 class RuntimeKVCache final : public model::KVCacheInterface {
  public:
-  // `threads`: the runtime's worker threads for attention across KV heads (at least
-  // 1). Throws kvc::Error when the module's model shape is not `shape`, a layer uses
-  // a calibrated basis (no basis data in a plan yet) or the runtime rejects the plan.
+  // Throws kvc::Error when the module's model shape is not `shape`, a layer uses a
+  // calibrated basis (no basis data in a plan yet), threads < 1, the backend is
+  // llvm-aot (no host kernels to install here) or the runtime rejects the plan or
+  // options (an isa this CPU lacks, int8_dot without llvm-jit).
+  RuntimeKVCache(const ir::Module& module, const model::CacheShape& shape, const RuntimeCacheOptions& options);
+  // The reference backend with `threads` attention threads.
   RuntimeKVCache(const ir::Module& module, const model::CacheShape& shape, int threads = 1);
   ~RuntimeKVCache() override;
   RuntimeKVCache(const RuntimeKVCache&) = delete;

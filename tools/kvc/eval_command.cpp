@@ -7,6 +7,7 @@
 #include "calibration/evaluate.h"
 #include "calibration_commands.h"
 #include "frontend/spec.h"
+#include "ir/kernel_spec.h"
 #include "ir/parser.h"
 #include "model/model.h"
 #include "passes/pass_manager.h"
@@ -21,6 +22,8 @@ struct EvalCommandOptions {
   std::string spec;
   bool json = false;
   std::string cache = "reference";  // --cache, checked by CLI11 to be reference or runtime
+  std::string backend = "reference";  // --backend (--cache runtime): reference or llvm-jit
+  std::string isa = "host";           // --isa (llvm-jit)
   calibration::EvalOptions run;
 };
 
@@ -42,11 +45,23 @@ int eval(EvalCommandOptions& o) {
   const ir::Module plan = o.plan.empty() ? module_from_spec(o.spec) : ir::read_module_file(o.plan);
   o.run.progress = &std::cerr;
   o.run.cache = o.cache == "runtime" ? calibration::EvalCache::Runtime : calibration::EvalCache::Reference;
+  o.run.cache_backend = o.backend == "llvm-jit" ? KVC_BACKEND_LLVM_JIT : KVC_BACKEND_REFERENCE;
+  o.run.cache_isa = ir::parse_kernel_isa(o.isa);
+  if (o.run.int8_dot) {
+    // The option changes only layers whose key format allows it: say when that is none.
+    int eligible = 0;
+    for (int l = 0; l < static_cast<int>(plan.layers.size()); ++l)
+      eligible += ir::supports_int8_dot(ir::lower_layer(plan, l)) ? 1 : 0;
+    std::cerr << "int8-dot: " << eligible << " of " << plan.layers.size()
+              << " layers have per-channel 8/4/2-bit keys and run int8-dot kernels\n";
+  }
   const calibration::EvalReport r = calibration::evaluate_plan(m, plan, o.run, origin);
   if (o.json) {
     nlohmann::json j{{"model", o.model},
                      {"plan", origin},
                      {"cache", o.cache},
+                     {"backend", o.backend},
+                     {"int8_dot", o.run.int8_dot},
                      {"sequences", r.sequences},
                      {"length", r.length},
                      {"prompt", r.prompt},
@@ -68,7 +83,9 @@ int eval(EvalCommandOptions& o) {
   }
   std::cout << "plan " << origin << " on " << o.model << ": " << r.sequences << " sequences x " << r.length
             << " tokens (prompt " << r.prompt << ", " << r.positions << " decoded positions compared; "
-            << o.cache << " cache)\n";
+            << o.cache << " cache"
+            << (o.cache == "runtime" ? ", " + o.backend + " kernels" + (o.run.int8_dot ? ", int8-dot" : "") : "")
+            << ")\n";
   std::cout << "  KL(full || plan)     mean " << r.kl_mean << "  max " << r.kl_max << "\n";
   std::cout << "  top-1 agreement      " << r.top1_agreement << "\n";
   std::cout << "  perplexity           full " << r.ppl_full << "  plan " << r.ppl_plan << "  (fp32 " << r.ppl_fp32
@@ -110,11 +127,26 @@ CommandRunner add_eval_command(CLI::App& app) {
                   "With --cache runtime: the runtime's threads for attention across KV heads, per cache")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  cmd->add_option("--backend", o->backend,
+                  "With --cache runtime: the runtime's kernels, 'reference' or 'llvm-jit' (generated, agree with the "
+                  "reference to ~1e-6 of the attention output norm)")
+      ->check(CLI::IsMember({"reference", "llvm-jit"}))
+      ->capture_default_str();
+  cmd->add_option("--isa", o->isa, "With --backend llvm-jit: host, scalar, avx2 or avx512")
+      ->check(CLI::IsMember({"host", "scalar", "avx2", "avx512"}))
+      ->capture_default_str();
+  cmd->add_flag("--int8-dot", o->run.int8_dot,
+                "With --backend llvm-jit: layers with per-channel 8/4/2-bit keys score keys as int8 dot products "
+                "(ir::KernelSpec::int8_dot); the KL then includes what that approximation costs");
   cmd->add_flag("--json", o->json,
                 "Print one JSON object: kl_mean, kl_max, top1_agreement, ppl_full, ppl_plan, ppl_fp32, bytes_full, "
                 "bytes_plan, bytes_fp32, kl_fp16_vs_fp32, ...");
   cmd->callback([o] {
     if (o->plan.empty() == o->spec.empty()) throw CLI::ValidationError("kvc eval", "give exactly one of --plan or --spec");
+    if (o->backend != "reference" && o->cache != "runtime")
+      throw CLI::ValidationError("kvc eval", "--backend " + o->backend + " needs --cache runtime");
+    if ((o->run.int8_dot || o->isa != "host") && o->backend != "llvm-jit")
+      throw CLI::ValidationError("kvc eval", "--int8-dot and --isa need --cache runtime --backend llvm-jit");
   });
   return [o] { return eval(*o); };
 }
