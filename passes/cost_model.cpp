@@ -137,8 +137,8 @@ bool has_end_to_end_calibration(const calibration::CalibrationStats& s) {
   const auto* q_retention = find_tensor(s, "e2e_retention_quantized_kl");
   const auto* q_ratios = find_tensor(s, "e2e_keep_ratios_quantized");
   if (!quant || !retention || !ratios || !rank || !q_retention || !q_ratios) return false;
-  if (q_ratios->shape.size() != 1 || q_ratios->shape[0] < 1 ||
-      q_retention->shape != std::vector<std::int64_t>{P, q_ratios->shape[0]})
+  if (q_ratios->shape.size() != 1 || q_ratios->shape[0] < 1 || quant->shape.size() != 2 ||
+      q_retention->shape != std::vector<std::int64_t>{quant->shape[0], P, q_ratios->shape[0]})
     throw Error("calibration stats: the e2e_* tensors (end-to-end error probes) have the wrong shapes; re-run kvc calibrate");
   auto shaped = [](const calibration::StatsTensor& t, std::size_t dims, std::int64_t last) {
     return t.shape.size() == dims && t.shape.back() == last && t.shape.front() > 0;
@@ -241,13 +241,31 @@ double e2e_quant_kl(const calibration::CalibrationStats& s, const calibration::S
   return n > 0 ? std::exp(log_ratio / n) * proxy_sum(key_bits, value_bits) : proxy_sum(key_bits, value_bits);
 }
 
-double e2e_retention_kl(const calibration::CalibrationStats& s, bool quantized, int column, double kept_ratio) {
+// The retention curve of `column` (policy) as a kept-fraction -> KL line. fp16 layers
+// (no tail) read e2e_retention_kl; quantized or low-rank layers (block eviction above
+// an fp16 tail) read the row of e2e_retention_quantized_kl measured at their own
+// precision pair (the KL eviction adds on top of that pair), or, for a pair that was
+// not probed (and fp16 low-rank layers), the worst probed row at that point.
+double e2e_retention_kl(const calibration::CalibrationStats& s, bool quantized, int key_bits, int value_bits,
+                        int column, double kept_ratio) {
   const auto& t = *find_tensor(s, quantized ? "e2e_retention_quantized_kl" : "e2e_retention_kl");
   const auto& ratios_t = *find_tensor(s, quantized ? "e2e_keep_ratios_quantized" : "e2e_keep_ratios");
   const std::int64_t R = ratios_t.shape.at(0);
-  std::vector<double> xs(ratios_t.data.begin(), ratios_t.data.end()), ys(R);
-  for (std::int64_t r = 0; r < R; ++r) ys[r] = t.data[column * R + r];
-  return interpolate_drop_curve(xs, ys, kept_ratio);
+  const std::vector<double> xs(ratios_t.data.begin(), ratios_t.data.end());
+  auto curve = [&](std::int64_t row) {
+    std::vector<double> ys(R);
+    for (std::int64_t r = 0; r < R; ++r) ys[r] = t.data[(row * kPolicies + column) * R + r];
+    return interpolate_drop_curve(xs, ys, kept_ratio);
+  };
+  if (!quantized) return curve(0);
+  const auto& pairs = *find_tensor(s, "e2e_quant_kl");
+  const std::int64_t rows = pairs.shape.at(0);
+  for (std::int64_t q = 0; q < rows; ++q)
+    if (static_cast<int>(pairs.data[q * 3]) == key_bits && static_cast<int>(pairs.data[q * 3 + 1]) == value_bits)
+      return curve(q);
+  double worst = 0;
+  for (std::int64_t q = 0; q < rows; ++q) worst = std::max(worst, curve(q));
+  return worst;
 }
 
 double e2e_rank_kl(const calibration::CalibrationStats& s, const calibration::StatsTensor& t, int rank) {
@@ -278,7 +296,8 @@ LayerErrorBreakdown layer_error(const ir::Module& m, const calibration::Calibrat
       const double ratio = static_cast<double>(kept) / static_cast<double>(m.workload.context);
       // A layer with an fp16 tail and token blocks (quantized or low-rank) evicts whole blocks.
       const bool blocked = ir::tail_capacity(p) > 0;
-      b.retention = e2e_retention_kl(s, blocked, policy_column(p.retention.policy), ratio) / layers_of(s);
+      b.retention = e2e_retention_kl(s, blocked, p.key.bits, p.value.bits, policy_column(p.retention.policy), ratio) /
+                    layers_of(s);
     }
     if (low_rank)
       b.rank = e2e_rank_kl(s, *rank, p.lowrank.rank) / layers_of(s);

@@ -37,7 +37,7 @@ void measure_error_probes(const model::Model& model, const frontend::SearchOptio
   const ir::Module base = ir::make_uncompressed_module(meta.model, workload, 0);
   const std::int64_t context = meta.length;
 
-  std::vector<std::pair<int, int>> pairs = {{8, 8}};  // first: the quantized retention probes subtract it
+  std::vector<std::pair<int, int>> pairs = {{8, 8}};
   auto add_pairs = [&](const frontend::PrecisionSearch& p) {
     for (auto pair : passes::precision_candidates(p))
       if (std::find(pairs.begin(), pairs.end(), pair) == pairs.end()) pairs.push_back(pair);
@@ -60,8 +60,10 @@ void measure_error_probes(const model::Model& model, const frontend::SearchOptio
       const std::int64_t keep = std::clamp<std::int64_t>(std::llround(ratio * context), 1, context);
       plans.push_back(uniform_probe(base, passes::LayerChoice{16, 16, policy, keep, 0}, search));
     }
-  // The same policies on quantized layers (K8V8): they evict whole token blocks and
-  // keep an fp16 tail, so a kept fraction costs more than on fp16 layers.
+  // The same policies on quantized layers, for EVERY probed pair: a quantized layer
+  // evicts whole token blocks above its fp16 tail, and eviction on top of
+  // quantization measures worse than the sum of the two alone (errors interact), so
+  // each (pair, policy, kept fraction) combination is measured as a uniform plan.
   const ir::LayerPlan quantized = passes::make_layer_plan(base, 0, passes::LayerChoice{8, 8}, search);
   const std::int64_t tail = std::max(1, ir::tail_capacity(quantized));
   std::vector<std::int64_t> quantized_keeps;
@@ -70,9 +72,10 @@ void measure_error_probes(const model::Model& model, const frontend::SearchOptio
     if (keep < context && (quantized_keeps.empty() || keep > quantized_keeps.back())) quantized_keeps.push_back(keep);
   }
   if (quantized_keeps.empty()) throw Error("error probes: the calibration length leaves no room to evict above the fp16 tail");
-  for (auto policy : policies)
-    for (std::int64_t keep : quantized_keeps)
-      plans.push_back(uniform_probe(base, passes::LayerChoice{8, 8, policy, keep, 0}, search));
+  for (auto [k, v] : pairs)
+    for (auto policy : policies)
+      for (std::int64_t keep : quantized_keeps)
+        plans.push_back(uniform_probe(base, passes::LayerChoice{k, v, policy, keep, 0}, search));
   for (int r : ranks) plans.push_back(uniform_probe(base, passes::LayerChoice{16, 16, ir::RetentionPolicy::Full, 0, r}, search));
 
   calibration::EvalOptions eval;
@@ -104,12 +107,13 @@ void measure_error_probes(const model::Model& model, const frontend::SearchOptio
   for (double ratio : probe_keep_ratios())
     ratios.data.push_back(static_cast<float>(
         static_cast<double>(std::clamp<std::int64_t>(std::llround(ratio * context), 1, context)) / context));
-  const double k8v8 = reports[0].kl_mean;
   const auto Q = static_cast<std::int64_t>(quantized_keeps.size());
-  calibration::StatsTensor quantized_retention{{static_cast<std::int64_t>(policies.size()), Q}, {}};
-  for (std::size_t p = 0; p < policies.size(); ++p)
-    for (std::int64_t r = 0; r < Q; ++r)
-      quantized_retention.data.push_back(static_cast<float>(std::max(0.0, reports[i++].kl_mean - k8v8)));
+  calibration::StatsTensor quantized_retention{
+      {static_cast<std::int64_t>(pairs.size()), static_cast<std::int64_t>(policies.size()), Q}, {}};
+  for (std::size_t q = 0; q < pairs.size(); ++q)
+    for (std::size_t p = 0; p < policies.size(); ++p)
+      for (std::int64_t r = 0; r < Q; ++r)
+        quantized_retention.data.push_back(static_cast<float>(std::max(0.0, reports[i++].kl_mean - reports[q].kl_mean)));
   calibration::StatsTensor quantized_ratios{{Q}, {}};
   for (std::int64_t keep : quantized_keeps) quantized_ratios.data.push_back(static_cast<float>(static_cast<double>(keep) / context));
   calibration::StatsTensor rank{{static_cast<std::int64_t>(ranks.size()), 2}, {}};

@@ -53,30 +53,19 @@ passes::PassContext context_for(const frontend::Spec& spec, const calibration::C
   return ctx;
 }
 
-// Uniform retention with `policy` at the same bytes: for each uniform precision of
-// the ladder, the most tokens every layer can keep; the least predicted error wins.
+// Uniform retention with `policy` at the same bytes, by eviction only: keys and
+// values stay fp16 and every layer keeps the most tokens that fit.
 std::optional<ir::Module> uniform_retention_plan(const ir::Module& start, const frontend::Spec& spec,
-                                                 const calibration::CalibrationStats& stats, const std::string& policy) {
+                                                 const std::string& policy) {
   frontend::RetentionSearch retention = spec.search.retention;
   retention.method = policy;
-  std::vector<passes::PrecisionPair> ladder = {{16, 16}};
-  for (auto [k, v] : passes::precision_candidates(spec.search.precision)) ladder.push_back({k, v});
-  std::optional<ir::Module> best;
-  double best_error = 0;
-  for (const auto& pair : ladder) {
-    ir::Module m = start;
-    passes::apply_uniform_precision(m, pair, spec.search.precision);
-    auto tokens = passes::largest_fitting_retention(m, m.budget_bytes, retention);
-    if (!tokens) continue;
-    if (*tokens < m.workload.context) passes::apply_uniform_retention(m, *tokens, retention);
-    if (ir::total_bytes(m) > m.budget_bytes) continue;
-    const double error = passes::predict_plan_error(m, stats).total;
-    if (!best || error < best_error) {
-      best = m;
-      best_error = error;
-    }
-  }
-  return best;
+  ir::Module m = start;
+  passes::apply_uniform_precision(m, passes::PrecisionPair{16, 16}, spec.search.precision);
+  auto tokens = passes::largest_fitting_retention(m, m.budget_bytes, retention);
+  if (!tokens) return std::nullopt;
+  if (*tokens < m.workload.context) passes::apply_uniform_retention(m, *tokens, retention);
+  if (ir::total_bytes(m) > m.budget_bytes) return std::nullopt;
+  return m;
 }
 
 }  // namespace
@@ -87,18 +76,21 @@ std::optional<ir::Module> build_sweep_plan(const std::string& method, const fron
   ir::Module m = base_module(spec, budget, length);
   try {
     if (method == "streamingllm" || method == "h2o" || method == "snapkv") {
-      auto plan = uniform_retention_plan(m, spec, stats, method);
+      auto plan = uniform_retention_plan(m, spec, method);
       if (!plan && why) *why = "no uniform " + method + " plan fits the budget";
       return plan;
     }
     const std::string pass = method == "kivi" ? "uniform" : method;
+    // The retention passes compress by eviction only (fp16 keys and values), like
+    // their baselines; the other passes choose everything their knob leaves uniform.
+    const std::string pipeline = method == "prefixkv" || method == "cake" ? pass + "<fp16>" : pass;
     if (!registered(pass)) {
       if (why) *why = "pass '" + pass + "' is not registered";
       return std::nullopt;
     }
     passes::PassContext ctx = context_for(spec, stats);
     if (method == "kivi") ctx.search.retention.method = "streamingllm";
-    passes::PassManager pm(passes::parse_pipeline(pass + ",estimate,legalize"));
+    passes::PassManager pm(passes::parse_pipeline(pipeline + ",estimate,legalize"));
     pm.run(m, ctx);
     return m;
   } catch (const Error& e) {
