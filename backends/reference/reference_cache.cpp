@@ -6,6 +6,7 @@
 
 #include "backends/kernel_abi.h"
 #include "backends/reference/attention.h"
+#include "backends/reference/eviction.h"
 #include "backends/reference/lowrank_basis.h"
 #include "backends/reference/quantize.h"
 #include "backends/reference/retention_scores.h"
@@ -195,38 +196,12 @@ double ReferenceLayerCache::block_score(const Head& head, std::size_t candidate,
 
 std::size_t ReferenceLayerCache::choose_victim(const Head& head, std::int64_t incoming_pos,
                                                const float* incoming_scores) const {
-  const std::size_t n = head.held.size();  // candidate n is the incoming block
-  auto pos_of = [&](std::size_t i) { return i == n ? incoming_pos : head.held[i].first_pos; };
-  auto holds_sink = [&](std::size_t i) { return pos_of(i) < sink_; };
-  auto oldest_without_sink = [&]() {
-    for (std::size_t i = 0; i <= n; ++i)
-      if (!holds_sink(i)) return i;
-    return n;
-  };
-  const ir::RetentionPolicy policy = plan_.retention.policy;
-  const bool by_score = selecting_ || policy == ir::RetentionPolicy::H2O || policy == ir::RetentionPolicy::CAKE;
-  if (!by_score) return oldest_without_sink();
-
-  // Blocks reaching the protected region (the newest `window` tokens at decode, the
-  // observation window during prefill selection) stay.
-  const std::int64_t boundary = selecting_ ? protect_from_ : seen_ - plan_.retention.window;
-  auto score_of = [&](std::size_t i) {
-    if (!selecting_) return block_score(head, i, incoming_scores);
-    double s = 0.0;
-    for (std::int64_t p = pos_of(i); p < pos_of(i) + block_; ++p) s += head.prefill_scores[static_cast<std::size_t>(p)];
-    return s;
-  };
-  std::size_t best = n + 1;
-  double best_score = 0.0;
-  for (std::size_t i = 0; i <= n; ++i) {
-    if (holds_sink(i) || pos_of(i) + block_ > boundary) continue;
-    const double s = score_of(i);
-    if (best == n + 1 || s < best_score) {
-      best = i;
-      best_score = s;
-    }
-  }
-  return best == n + 1 ? oldest_without_sink() : best;
+  const std::size_t n = head.held.size();
+  EvictionContext ctx{plan_.retention.policy, sink_,   plan_.retention.window, block_, seen_, selecting_,
+                      protect_from_,          head.prefill_scores};
+  return choose_eviction_victim(
+      ctx, n, [&](std::size_t i) { return i == n ? incoming_pos : head.held[i].first_pos; },
+      [&](std::size_t i) { return block_score(head, i, incoming_scores); });
 }
 
 void ReferenceLayerCache::place_block(int h, const float* k, const float* v, std::int64_t first_pos,
