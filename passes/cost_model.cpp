@@ -278,6 +278,26 @@ double e2e_rank_kl(const calibration::CalibrationStats& s, const calibration::St
   return interpolate_drop_curve(xs, ys, static_cast<double>(rank) / d);
 }
 
+// The KL ceiling of the saturation transform: 1.25 x the largest KL any probe measured.
+double e2e_kl_ceiling(const calibration::CalibrationStats& s) {
+  double top = 0;
+  const auto& quant = *find_tensor(s, "e2e_quant_kl");
+  for (std::int64_t r = 0; r < quant.shape.at(0); ++r) top = std::max<double>(top, quant.data[r * 3 + 2]);
+  for (float v : find_tensor(s, "e2e_retention_kl")->data) top = std::max<double>(top, v);
+  const auto& q = *find_tensor(s, "e2e_retention_quantized_kl");
+  const std::int64_t per_pair = q.shape.at(1) * q.shape.at(2);
+  for (std::int64_t r = 0; r < q.shape.at(0); ++r)
+    for (std::int64_t i = 0; i < per_pair; ++i) top = std::max<double>(top, q.data[r * per_pair + i] + quant.data[r * 3 + 2]);
+  const auto& rank = *find_tensor(s, "e2e_rank_kl");
+  for (std::int64_t r = 0; r < rank.shape.at(0); ++r) top = std::max<double>(top, rank.data[r * 2 + 1]);
+  return top > 0 ? 1.25 * top : 1.0;
+}
+
+// Measured KL -> additive damage: u(KL) = -C ln(1 - KL / C) (see cost_model.h).
+double unsaturate(double kl, double ceiling) {
+  return -ceiling * std::log1p(-std::clamp(kl, 0.0, 0.999 * ceiling) / ceiling);
+}
+
 LayerErrorBreakdown layer_error(const ir::Module& m, const calibration::CalibrationStats& s, int layer,
                                 const ir::LayerPlan& p, const ErrorModel& model) {
   LayerErrorBreakdown b;
@@ -286,21 +306,26 @@ LayerErrorBreakdown layer_error(const ir::Module& m, const calibration::Calibrat
   const std::int64_t kept = retains ? ir::kept_tokens(p, m.workload.context) : m.workload.context;
   const double stats_ratio = retains ? stats_keep_ratio(s, kept, m.workload.context) : 1.0;
   if (has_end_to_end_calibration(s)) {
-    // KL units: the uniform setting's measured KL times this layer's share of it.
+    // Damage units: the uniform setting's measured KL, unsaturated, times this layer's share of it.
     const auto* quant = find_tensor(s, "e2e_quant_kl");
     const auto* rank = find_tensor(s, "e2e_rank_kl");
-    if (p.key.bits < 16 || p.value.bits < 16)
-      b.quant = e2e_quant_kl(s, *quant, p.key.bits, p.value.bits) *
+    const double ceiling = e2e_kl_ceiling(s);
+    const bool quantized = p.key.bits < 16 || p.value.bits < 16;
+    const double quant_kl = quantized ? e2e_quant_kl(s, *quant, p.key.bits, p.value.bits) : 0.0;
+    if (quantized)
+      b.quant = unsaturate(quant_kl, ceiling) *
                 layer_share(s, layer, [&](int l) { return predicted_quant_error(s, l, p.key.bits, p.value.bits); });
     if (retains) {
       const double ratio = static_cast<double>(kept) / static_cast<double>(m.workload.context);
       // A layer with an fp16 tail and token blocks (quantized or low-rank) evicts whole blocks.
       const bool blocked = ir::tail_capacity(p) > 0;
-      b.retention = e2e_retention_kl(s, blocked, p.key.bits, p.value.bits, policy_column(p.retention.policy), ratio) /
-                    layers_of(s);
+      // What eviction adds on top of the layer's precision, measured with that precision.
+      const double added =
+          e2e_retention_kl(s, blocked, p.key.bits, p.value.bits, policy_column(p.retention.policy), ratio);
+      b.retention = (unsaturate(quant_kl + added, ceiling) - unsaturate(quant_kl, ceiling)) / layers_of(s);
     }
     if (low_rank)
-      b.rank = e2e_rank_kl(s, *rank, p.lowrank.rank) / layers_of(s);
+      b.rank = unsaturate(e2e_rank_kl(s, *rank, p.lowrank.rank), ceiling) / layers_of(s);
     b.weight = model.weight(layer);
     b.total = b.weight * (b.quant + b.retention + b.rank);
     return b;
