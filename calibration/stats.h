@@ -57,6 +57,22 @@
 //   key_spectrum_g<s>      [L-s+1][s*D]     (clamped at 0)
 //   key_rank_error_g<s>    [L-s+1][s*D+1]   relative Frobenius error of the best rank-r
 //     approximation, sqrt(sum_{i>=r} lambda_i / sum lambda), r = 0..s*D
+// F. End-to-end error probes (optional; `kvc calibrate --spec S`, or `kvc sweep` when
+//   absent; search/error_probes.h measures them, passes/cost_model.h reads them).
+//   Each is the mean KL(baseline || plan) over the calibration sequences' decoded
+//   positions of a UNIFORM plan (every layer alike), run through the whole model:
+//   e2e_quant_kl                [Q][3]      rows (K bits, V bits, KL), every token kept
+//   e2e_keep_ratios             [R]         kept fractions of the context (ascending)
+//   e2e_retention_kl            [3][R]      fp16 K/V, StreamingLLM/H2O/SnapKV keeping
+//                                           ratio * context tokens
+//   e2e_keep_ratios_quantized   [Rq]        kept fractions on quantized layers (>= the
+//                                           fp16 tail, < 1)
+//   e2e_retention_quantized_kl  [Q][3][Rq]  the same policies on top of row q's pair,
+//                                           minus that pair's own KL (clamped at 0)
+//   e2e_rank_kl                 [K][2]      rows (rank per KV head, KL), fp16, per-layer
+//                                           prefill bases
+//   They are not in expected_tensor_shapes (older files lack them);
+//   passes::has_end_to_end_calibration checks their shapes.
 #include <cstdint>
 #include <map>
 #include <string>

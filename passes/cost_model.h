@@ -42,14 +42,32 @@
 //   e2e_keep_ratios   [R]     ascending kept fractions of the context
 //   e2e_retention_kl  [3][R]  KL with every layer fp16 keeping ratio * context tokens,
 //                             per policy (StreamingLLM, H2O, SnapKV; CAKE reads SnapKV)
-//   e2e_keep_ratios_quantized [Rq], e2e_retention_quantized_kl [3][Rq]
-//                             the same at K8V8 minus K8V8's own KL: layers with an
-//                             fp16 tail (quantized or low rank) evict whole blocks
+//   e2e_keep_ratios_quantized [Rq], e2e_retention_quantized_kl [Q][3][Rq]
+//                             for EVERY probed pair q (the rows of e2e_quant_kl):
+//                             every layer at pair q keeping ratio * context tokens
+//                             with that policy, minus pair q's own KL (>= 0). Layers
+//                             with an fp16 tail (quantized or low rank) evict whole
+//                             blocks, and eviction on top of quantization measures
+//                             worse than the sum of the two alone: the combination
+//                             itself is measured, so a uniform (pair, policy, keep)
+//                             plan is predicted from measured KL of that combination
+//                             (interpolated in keep only)
 //   e2e_rank_kl       [K][2]  rows (rank, KL): every layer's keys at that rank
-// A layer's share of a uniform setting's KL is its squared proxy error (above) over
-// the sum of all layers'; layer error = weight * (quant + retention + rank) in KL
-// (the knobs' KL contributions add, as the squared proxies did). So a uniform plan
-// of one knob is predicted exactly at its measured KL on the calibration sequences.
+// KL saturates (a cache that has lost everything cannot be worse than a constant
+// distribution), so one layer's share of a uniform plan's KL is not that KL / layers.
+// Every measured KL is first unsaturated: u(KL) = -C ln(1 - KL / C), C = 1.25 x the
+// largest KL any probe measured (the e2e ceiling); damages u add over layers and knobs.
+// A layer's share of a uniform setting's damage is its squared proxy error (above)
+// over the sum of all layers' for quantization, 1 / layers for retention and rank:
+//   quant      u(KL_q) * share_l                          (KL_q: its pair's probe)
+//   retention  (u(KL_q + KL_added) - u(KL_q)) / layers     (KL_added: the retention
+//              probe row of its pair and policy at its kept fraction; fp16 layers read
+//              e2e_retention_kl with KL_q = 0; an unprobed pair reads the worst row)
+//   rank       u(KL_rank) / layers
+//   layer error = weight * (quant + retention + rank); plan error = sum over layers.
+// So the plan error is in unsaturated KL units ("damage"): a monotone function of the
+// predicted KL (KL = C (1 - exp(-error / C)) for a uniform plan), which ranks plans
+// the same way.
 // Retention curves are linear in the kept fraction between probes, 0 at 1, and
 // grow as 1/ratio below the smallest probe (unmeasured: never cheap); rank curves likewise in
 // rank / head_dim; an unprobed pair is its proxy times the probed pairs' geometric

@@ -11,8 +11,10 @@
 //   retention  StreamingLLM, H2O and SnapKV at kept fractions 1/32 .. 3/4 of the
 //              context, fp16 keys and values (eviction in prefill AND decode, errors
 //              compounding through the layers: what the per-layer stats cannot see);
-//   retention on quantized layers: the same at K8V8 (whole-block eviction above an
-//              fp16 tail), stored minus the K8V8 probe's KL;
+//   retention on quantized layers: the same policies and fractions (clamped to at
+//              least the fp16 tail, below the context) on top of EVERY probed pair
+//              (block eviction above an fp16 tail), each stored minus that pair's own
+//              KL: eviction and quantization interact, so their combination is measured;
 //   rank       keys at head_dim/4, /2 and 3/4 (per-layer prefill bases), fp16.
 // All probes share one pass per sequence over the baseline (calibration::evaluate_plans).
 #include <cstdint>

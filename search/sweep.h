@@ -2,16 +2,26 @@
 // `kvc sweep`: every method's plan at every budget, measured on a real model.
 //
 // For each budget (a fraction of the fp16 cache of one `length`-token sequence)
-// the sweep builds the plans of
-//   kivi          uniform KIVI-style quantization (the `uniform` pass: the most
-//                 precise uniform pair that fits, else K2V2 keeping fewer tokens)
-//   streamingllm, h2o, snapkv
-//                 uniform retention at the same bytes: every layer keeps the same
-//                 number of tokens with that policy, at the uniform precision
-//                 (fp16 or the ladder) whose fitting plan has least predicted error
-//   kvtuner, prefixkv, cake, xkv, joint
-//                 the search passes, run through the pass registry by name (a pass
-//                 not registered is skipped with a note)
+// the sweep builds the plans of three method families, all within the budget:
+//   quantization  kivi: uniform KIVI-style quantization (the `uniform` pass: the
+//                 most precise uniform pair of the spec's candidates that fits; only
+//                 when even the smallest (K2V2) does not fit, every layer keeps the
+//                 same number of tokens, StreamingLLM, to fill the budget)
+//                 kvtuner: per-layer K/V bits, every layer keeping the same number of
+//                 tokens (the spec's policy, StreamingLLM) when bits alone do not fit
+//                 xkv: per-group key rank (cross-layer bases) plus the uniform
+//                 precision and retention setting it needs
+//   retention     streamingllm, h2o, snapkv: uniform eviction ONLY, at the same
+//                 bytes: keys and values fp16, every layer keeps the most tokens that
+//                 fit with that policy
+//                 prefixkv, cake: per-layer token budgets, eviction only (run as
+//                 prefixkv<fp16>, cake<fp16>: H2O and CAKE policies)
+//   joint         every knob of every layer (passes/joint.h)
+// Each single-knob pass is compared with the uniform baseline of its family
+// (uniform_baseline_of): kvtuner -> kivi, xkv -> kivi, prefixkv -> h2o (the policy
+// it keeps tokens with), cake -> snapkv (both select from the observation window's
+// attention). The search passes run through the pass registry by name (a pass not
+// registered is skipped with a note); the sweep
 // measures each with calibration::evaluate_plan (KL(full || plan), top-1 agreement)
 // and predicts its error with passes::predict_plan_error; the Spearman rank
 // correlation of predicted error against measured KL over all rows says how well

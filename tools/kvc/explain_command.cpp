@@ -103,7 +103,7 @@ int explain(const ExplainOptions& o) {
 
 CommandRunner add_explain_command(CLI::App& app) {
   auto o = std::make_shared<ExplainOptions>();
-  CLI::App* sub = app.add_subcommand("explain", "why each layer of a plan got its format: sensitivity, alternatives");
+  CLI::App* sub = app.add_subcommand("explain", "Explain why each layer of a plan got its format: sensitivity, alternatives");
   sub->add_option("plan", o->plan, "plan IR text (kvc compile --emit plan)")->required()->check(CLI::ExistingFile);
   sub->add_option("--stats", o->stats, "calibration stats (kvc calibrate)")->required()->check(CLI::ExistingFile);
   sub->add_option("--alternatives", o->alternatives, "alternatives shown on each side")->capture_default_str()

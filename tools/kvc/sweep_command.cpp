@@ -102,7 +102,7 @@ int sweep(SweepCommandOptions& o) {
 
 CommandRunner add_sweep_command(CLI::App& app) {
   auto o = std::make_shared<SweepCommandOptions>();
-  CLI::App* sub = app.add_subcommand("sweep", "measure every search method's plan at several budgets (KL, top-1)");
+  CLI::App* sub = app.add_subcommand("sweep", "Measure every search method's plan at several budgets (KL, top-1, predicted error)");
   sub->add_option("--model", o->model, "llama2.c or GGUF model")->required()->check(CLI::ExistingFile);
   sub->add_option("--spec", o->spec, "the spec whose model, search options and formats the plans use")
       ->required()
