@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
                                    "/threads" + std::to_string(threads);
           benchmark::RegisterBenchmark(name.c_str(), decode_step, f, context, threads, int8_dot)
               ->UseRealTime()
+              ->MeasureProcessCPUTime()
               ->MinTime(0.3);
         }
     }

@@ -70,7 +70,7 @@ class KernelGen {
     kd_ = s.key_dims;
     g_ = s.g;
     bt_ = s.token_block;
-    sbuf_stride_ = round_up(std::max(bt_, kChunkTokens), w_);
+    sbuf_stride_ = round_up(std::max(bt_, kChunkTokens), std::max(w_, 16));
     use_vnni_ = s.int8_dot && s.isa == ir::KernelIsa::Avx512 && host_has_vnni();
     llvm::FastMathFlags fmf;
     fmf.setAllowContract(true);
@@ -401,24 +401,107 @@ class KernelGen {
 
   using TokenPtr = std::function<Value*(Value* i)>;
 
-  // Scores of n token-major keys (dims channels, dotted with `q` [g][dims]) into sbuf.
+  // Tokens whose scores one pass of scores_token_major computes together: g * T
+  // accumulators (about 16 vector registers), reduced together.
+  int score_tokens() const { return largest_pow2_lanes(std::max(1, 16 / g_), kChunkTokens); }
+
+  // Horizontal sums of many vectors of w lanes at once: returns ceil(n / w)
+  // vectors whose lane j holds the sum of the lanes of input j (of its group of
+  // w). A transpose-add tree: each level adds the two halves of every block of
+  // two vectors into one, so w vectors take w - 1 adds and 2 (w - 1) shuffles
+  // instead of w separate reductions of log2(w) shuffle + add steps each.
+  std::vector<Value*> reduce_many(const std::vector<Value*>& vs, int w) {
+    if (w == 1) return vs;
+    // Lane owners of the tree's output for inputs in order 0..w-1, simulated, so
+    // the inputs can be fed in the order that leaves input j in lane j.
+    std::vector<std::vector<int>> own;
+    for (int i = 0; i < w; ++i) own.emplace_back(static_cast<std::size_t>(w), i);
+    for (int bs = w; bs > 1; bs /= 2) {
+      std::vector<std::vector<int>> next;
+      for (std::size_t i = 0; i < own.size(); i += 2) {
+        std::vector<int> o(static_cast<std::size_t>(w));
+        for (int j = 0; j < w / bs; ++j)
+          for (int k = 0; k < bs / 2; ++k) {
+            o[static_cast<std::size_t>(j * bs + k)] = own[i][static_cast<std::size_t>(j * bs + k)];
+            o[static_cast<std::size_t>(j * bs + bs / 2 + k)] = own[i + 1][static_cast<std::size_t>(j * bs + k)];
+          }
+        next.push_back(o);
+      }
+      own = next;
+    }
+    const std::vector<int>& owner = own[0];  // owner[lane] = input position
+    std::vector<Value*> out;
+    Value* zero = llvm::Constant::getNullValue(vf(w));
+    for (std::size_t g0 = 0; g0 < vs.size(); g0 += static_cast<std::size_t>(w)) {
+      std::vector<Value*> cur(static_cast<std::size_t>(w), zero);
+      for (int j = 0; j < w; ++j) {
+        const std::size_t src = g0 + static_cast<std::size_t>(j);
+        if (src < vs.size()) cur[static_cast<std::size_t>(owner[static_cast<std::size_t>(j)])] = vs[src];
+      }
+      for (int bs = w; bs > 1; bs /= 2) {
+        std::vector<int> m1, m2;
+        for (int j = 0; j < w / bs; ++j) {
+          for (int k = 0; k < bs / 2; ++k) m1.push_back(j * bs + k);
+          for (int k = 0; k < bs / 2; ++k) m1.push_back(w + j * bs + k);
+          for (int k = 0; k < bs / 2; ++k) m2.push_back(j * bs + bs / 2 + k);
+          for (int k = 0; k < bs / 2; ++k) m2.push_back(w + j * bs + bs / 2 + k);
+        }
+        std::vector<Value*> next;
+        for (std::size_t i = 0; i < cur.size(); i += 2)
+          next.push_back(b_.CreateFAdd(b_.CreateShuffleVector(cur[i], cur[i + 1], m1),
+                                       b_.CreateShuffleVector(cur[i], cur[i + 1], m2)));
+        cur = next;
+      }
+      out.push_back(cur[0]);
+    }
+    return out;
+  }
+
+  // Scores of n token-major keys (dims channels, dotted with `q` [g][dims]) into
+  // sbuf. T = score_tokens() tokens at a time: every channel chunk of the query
+  // is loaded once for T tokens, and the g * T partial-product vectors are
+  // reduced together (reduce_many). A last partial group repeats token n - 1 and
+  // writes scores past n, inside the padded score row (softmax_update pads it).
   void scores_token_major(const QuantFormat& f, int dims, Value* q, Value* n, const TokenPtr& key) {
     const int cw = channel_lanes(f, dims);
-    loop(c64(0), n, 1, [&](Value* i) {
-      Value* tok = key(i);
-      std::vector<Value*> acc;
-      for (int h = 0; h < g_; ++h) {
+    const int T = score_tokens();
+    const bool exact = llvm::isa<llvm::ConstantInt>(n) && llvm::cast<llvm::ConstantInt>(n)->getSExtValue() % T == 0;
+    Value* last = b_.CreateSub(n, c64(1));
+    loop(c64(0), n, T, [&](Value* i) {
+      std::vector<Value*> tok;
+      for (int t = 0; t < T; ++t) {
+        Value* idx = add(i, c64(t));
+        if (!exact && t > 0) idx = b_.CreateSelect(b_.CreateICmpSLT(idx, n), idx, last);
+        tok.push_back(key(idx));
+      }
+      std::vector<Value*> acc;  // [h * T + t]
+      for (int k = 0; k < g_ * T; ++k) {
         acc.push_back(var(vf(cw), "dot"));
-        set(acc[h], llvm::Constant::getNullValue(vf(cw)));
+        set(acc.back(), llvm::Constant::getNullValue(vf(cw)));
       }
       loop(c64(0), c64(dims), cw, [&](Value* c) {
-        Value* k = token_chunk(tok, f, dims, c, cw);
+        std::vector<Value*> kv;
+        for (int t = 0; t < T; ++t) kv.push_back(token_chunk(tok[static_cast<std::size_t>(t)], f, dims, c, cw));
         for (int h = 0; h < g_; ++h) {
           Value* qv = load_v(gep_f(q, add(c, c64(static_cast<std::int64_t>(h) * dims))), cw);
-          set(acc[h], fma(qv, k, get(acc[h], vf(cw))));
+          for (int t = 0; t < T; ++t) {
+            Value* a = acc[static_cast<std::size_t>(h * T + t)];
+            set(a, fma(qv, kv[static_cast<std::size_t>(t)], get(a, vf(cw))));
+          }
         }
-      }, 4);
-      for (int h = 0; h < g_; ++h) store_f(reduce_add(get(acc[h], vf(cw))), gep_f(srow(h), i));
+      }, T >= 4 ? 1 : 2);
+      std::vector<Value*> parts;
+      for (Value* a : acc) parts.push_back(get(a, vf(cw)));
+      const std::vector<Value*> sums = reduce_many(parts, cw);
+      const int run = std::min(T, cw);  // consecutive sums of one head in one vector
+      for (int h = 0; h < g_; ++h)
+        for (int t = 0; t < T; t += run) {
+          const int k = h * T + t;
+          std::vector<int> lanes;
+          for (int j = 0; j < run; ++j) lanes.push_back(k % cw + j);
+          Value* v = sums[static_cast<std::size_t>(k / cw)];
+          store_v(run == cw ? v : b_.CreateShuffleVector(v, lanes), gep_f(srow(h), add(i, c64(t))));
+        }
     });
   }
 
@@ -629,22 +712,36 @@ class KernelGen {
     });
   }
 
-  // acc[h] += sum_i p[h][i] v_i over n token-major values; channel chunks outer so
-  // the g accumulators of a chunk stay in registers across the tokens.
+  // acc[h] += sum_i p[h][i] v_i over n token-major values. Channels in blocks of
+  // cb chunks (g * cb accumulators, about 16 vector registers) outer, tokens
+  // inner: per token the g weights are broadcast once and each chunk of the
+  // value is loaded (and dequantised) once for all g heads.
   void values_token_major(const QuantFormat& f, Value* n, Value* acc, const TokenPtr& value) {
     const int cw = channel_lanes(f, d_);
-    loop(c64(0), c64(d_), cw, [&](Value* c) {
-      std::vector<Value*> a;
-      for (int h = 0; h < g_; ++h) {
-        a.push_back(var(vf(cw), "acc"));
-        set(a[h], load_v(gep_f(acc, add(c, c64(static_cast<std::int64_t>(h) * d_))), cw));
-      }
-      loop(c64(0), n, 1, [&](Value* i) {
-        Value* v = token_chunk(value(i), f, d_, c, cw);
-        for (int h = 0; h < g_; ++h) set(a[h], fma(splat(load_f(gep_f(srow(h), i)), cw), v, get(a[h], vf(cw))));
-      }, 4);
+    const int cb = largest_pow2_lanes(std::max(1, 16 / g_), d_ / cw);
+    loop(c64(0), c64(d_), static_cast<std::int64_t>(cw) * cb, [&](Value* c0) {
+      std::vector<Value*> a;  // [h * cb + j]
       for (int h = 0; h < g_; ++h)
-        store_v(get(a[h], vf(cw)), gep_f(acc, add(c, c64(static_cast<std::int64_t>(h) * d_))));
+        for (int j = 0; j < cb; ++j) {
+          a.push_back(var(vf(cw), "acc"));
+          set(a.back(), load_v(gep_f(acc, add(c0, c64(static_cast<std::int64_t>(h) * d_ + j * cw))), cw));
+        }
+      loop(c64(0), n, 1, [&](Value* i) {
+        Value* tok = value(i);
+        std::vector<Value*> p;
+        for (int h = 0; h < g_; ++h) p.push_back(splat(load_f(gep_f(srow(h), i)), cw));
+        for (int j = 0; j < cb; ++j) {
+          Value* v = token_chunk(tok, f, d_, add(c0, c64(static_cast<std::int64_t>(j) * cw)), cw);
+          for (int h = 0; h < g_; ++h) {
+            Value* x = a[static_cast<std::size_t>(h * cb + j)];
+            set(x, fma(p[static_cast<std::size_t>(h)], v, get(x, vf(cw))));
+          }
+        }
+      }, 2);
+      for (int h = 0; h < g_; ++h)
+        for (int j = 0; j < cb; ++j)
+          store_v(get(a[static_cast<std::size_t>(h * cb + j)], vf(cw)),
+                  gep_f(acc, add(c0, c64(static_cast<std::int64_t>(h) * d_ + j * cw))));
     });
   }
 
