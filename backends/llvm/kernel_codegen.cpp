@@ -532,21 +532,33 @@ class KernelGen {
     });
     std::vector<Value*> base;
     for (int h = 0; h < g_; ++h) base.push_back(reduce_add(get(qm[h], vf(cw))));
+    // nv token vectors per pass over the channels (g * nv accumulators): each
+    // broadcast q_c s_c serves nv vectors of tokens.
     const int tw = largest_pow2_lanes(w_, bt_);
-    loop(c64(0), c64(bt_), tw, [&](Value* t) {
-      std::vector<Value*> acc;
-      for (int h = 0; h < g_; ++h) {
-        acc.push_back(var(vf(tw), "score"));
-        set(acc[h], splat(base[h], tw));
-      }
-      loop(c64(0), c64(kd_), 1, [&](Value* c) {
-        Value* k = unpack(gep_b(codes, b_.CreateMul(c, c64(row))), t, tw, f.bits, row);
-        for (int h = 0; h < g_; ++h) {
-          Value* qsc = load_f(gep_f(qsc_, add(c, c64(static_cast<std::int64_t>(h) * kd_))));
-          set(acc[h], fma(splat(qsc, tw), k, get(acc[h], vf(tw))));
+    const int nv = largest_pow2_lanes(std::max(1, 16 / g_), bt_ / tw);
+    loop(c64(0), c64(bt_), static_cast<std::int64_t>(tw) * nv, [&](Value* t) {
+      std::vector<Value*> acc;  // [h * nv + v]
+      for (int h = 0; h < g_; ++h)
+        for (int v = 0; v < nv; ++v) {
+          acc.push_back(var(vf(tw), "score"));
+          set(acc.back(), splat(base[h], tw));
         }
-      }, 4);
-      for (int h = 0; h < g_; ++h) store_v(get(acc[h], vf(tw)), gep_f(srow(h), t));
+      loop(c64(0), c64(kd_), 1, [&](Value* c) {
+        Value* rowp = gep_b(codes, b_.CreateMul(c, c64(row)));
+        std::vector<Value*> k;
+        for (int v = 0; v < nv; ++v) k.push_back(unpack(rowp, add(t, c64(static_cast<std::int64_t>(v) * tw)), tw, f.bits, row));
+        for (int h = 0; h < g_; ++h) {
+          Value* qsc = splat(load_f(gep_f(qsc_, add(c, c64(static_cast<std::int64_t>(h) * kd_)))), tw);
+          for (int v = 0; v < nv; ++v) {
+            Value* a = acc[static_cast<std::size_t>(h * nv + v)];
+            set(a, fma(qsc, k[static_cast<std::size_t>(v)], get(a, vf(tw))));
+          }
+        }
+      }, nv >= 2 ? 2 : 4);
+      for (int h = 0; h < g_; ++h)
+        for (int v = 0; v < nv; ++v)
+          store_v(get(acc[static_cast<std::size_t>(h * nv + v)], vf(tw)),
+                  gep_f(srow(h), add(t, c64(static_cast<std::int64_t>(v) * tw))));
     });
   }
 
@@ -692,7 +704,6 @@ class KernelGen {
       loop(c64(0), nw, w_, [&](Value* t) { set(mx, fmax(get(mx, vf(w_)), load_v(gep_f(row, t), w_))); });
       Value* m_old = load_f(gep_f(m, h));
       Value* m_new = fmax(m_old, reduce_max(get(mx, vf(w_))));
-      Value* alpha = exp_v(b_.CreateFSub(m_old, m_new));
       Value* sum = var(vf(w_), "sum");
       set(sum, llvm::Constant::getNullValue(vf(w_)));
       loop(c64(0), nw, w_, [&](Value* t) {
@@ -701,14 +712,21 @@ class KernelGen {
         store_v(e, p);
         set(sum, b_.CreateFAdd(get(sum, vf(w_)), e));
       });
-      store_f(fma(load_f(gep_f(l, h)), alpha, reduce_add(get(sum, vf(w_)))), gep_f(l, h));
-      store_f(m_new, gep_f(m, h));
-      const int cw = largest_pow2_lanes(w_, d_);
-      Value* arow = gep_f(acc, b_.CreateMul(h, c64(d_)));
-      loop(c64(0), c64(d_), cw, [&](Value* c) {
-        Value* p = gep_f(arow, c);
-        store_v(b_.CreateFMul(load_v(p, cw), splat(alpha, cw)), p);
+      // Rescale l and acc by alpha = exp(m_old - m_new) only when the maximum
+      // grew: otherwise alpha is exactly 1 (exp_v(0) == 1), and over a long
+      // context the maximum rarely moves.
+      if_true(b_.CreateFCmpOGT(m_new, m_old), [&] {
+        Value* alpha = exp_v(b_.CreateFSub(m_old, m_new));
+        store_f(b_.CreateFMul(load_f(gep_f(l, h)), alpha), gep_f(l, h));
+        const int cw = largest_pow2_lanes(w_, d_);
+        Value* arow = gep_f(acc, b_.CreateMul(h, c64(d_)));
+        loop(c64(0), c64(d_), cw, [&](Value* c) {
+          Value* p = gep_f(arow, c);
+          store_v(b_.CreateFMul(load_v(p, cw), splat(alpha, cw)), p);
+        });
       });
+      store_f(b_.CreateFAdd(load_f(gep_f(l, h)), reduce_add(get(sum, vf(w_)))), gep_f(l, h));
+      store_f(m_new, gep_f(m, h));
     });
   }
 
@@ -719,7 +737,12 @@ class KernelGen {
   void values_token_major(const QuantFormat& f, Value* n, Value* acc, const TokenPtr& value) {
     const int cw = channel_lanes(f, d_);
     const int cb = largest_pow2_lanes(std::max(1, 16 / g_), d_ / cw);
-    loop(c64(0), c64(d_), static_cast<std::int64_t>(cw) * cb, [&](Value* c0) {
+    const int blocks = d_ / (cw * cb);
+    // Few channel blocks (the vector isas): emitted one by one with constant
+    // channels, so a quantized token's scales and minimums are loaded once per
+    // token as one vector and each group's pair is a constant lane.
+    const bool unrolled = blocks <= 4;
+    auto block = [&](Value* c0, int c0_const) {
       std::vector<Value*> a;  // [h * cb + j]
       for (int h = 0; h < g_; ++h)
         for (int j = 0; j < cb; ++j) {
@@ -730,8 +753,21 @@ class KernelGen {
         Value* tok = value(i);
         std::vector<Value*> p;
         for (int h = 0; h < g_; ++h) p.push_back(splat(load_f(gep_f(srow(h), i)), cw));
+        const int groups = f.bits < 16 ? d_ / f.group : 0;
+        Value* hdr = c0_const >= 0 && f.bits < 16 ? load_half_v(tok, 2 * groups) : nullptr;
         for (int j = 0; j < cb; ++j) {
-          Value* v = token_chunk(tok, f, d_, add(c0, c64(static_cast<std::int64_t>(j) * cw)), cw);
+          Value* v;
+          if (hdr) {
+            const int c = c0_const + j * cw;
+            const int grp = c / f.group;
+            auto lane = [&](int k) {
+              return b_.CreateShuffleVector(hdr, std::vector<int>(static_cast<std::size_t>(cw), k));
+            };
+            Value* codes = unpack(gep_b(tok, c64(4LL * groups)), c64(c), cw, f.bits, d_ * f.bits / 8);
+            v = fma(codes, lane(grp), lane(groups + grp));
+          } else {
+            v = token_chunk(tok, f, d_, add(c0, c64(static_cast<std::int64_t>(j) * cw)), cw);
+          }
           for (int h = 0; h < g_; ++h) {
             Value* x = a[static_cast<std::size_t>(h * cb + j)];
             set(x, fma(p[static_cast<std::size_t>(h)], v, get(x, vf(cw))));
@@ -742,7 +778,11 @@ class KernelGen {
         for (int j = 0; j < cb; ++j)
           store_v(get(a[static_cast<std::size_t>(h * cb + j)], vf(cw)),
                   gep_f(acc, add(c0, c64(static_cast<std::int64_t>(h) * d_ + j * cw))));
-    });
+    };
+    if (unrolled)
+      for (int k = 0; k < blocks; ++k) block(c64(static_cast<std::int64_t>(k) * cw * cb), k * cw * cb);
+    else
+      loop(c64(0), c64(d_), static_cast<std::int64_t>(cw) * cb, [&](Value* c0) { block(c0, -1); });
   }
 
   // acc[h][c] += s_c sum_t p_t code_ct + m_c sum_t p_t for a per-channel value section.
