@@ -1,4 +1,5 @@
 // `kvc calibrate --model M -o STATS`: measure a model's KV statistics for the passes.
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 
@@ -19,7 +20,9 @@ struct CalibrateCommandOptions {
   calibration::CalibrateOptions run;
   std::string spec;         // search options (group, residual, sink, window, pool) of the probe plans
   bool probes = true;       // measure the end-to-end error probes (search/error_probes.h)
-  int probe_sequences = 0;  // 0 = --sequences
+  // Each probe is a whole evaluation, so the probes see the first 4 sequences unless
+  // told otherwise: at 16 x 512 all of them would take several minutes.
+  int probe_sequences = 4;
 };
 
 int calibrate(CalibrateCommandOptions& o) {
@@ -32,7 +35,7 @@ int calibrate(CalibrateCommandOptions& o) {
       throw Error({}, "--tokens", "the end-to-end error probes sample their sequences; add --no-probes");
     const frontend::SearchOptions search = o.spec.empty() ? frontend::SearchOptions{} : frontend::load_spec(o.spec).search;
     search::ErrorProbeOptions probes;
-    probes.sequences = o.probe_sequences;
+    probes.sequences = std::min(o.probe_sequences, stats.meta.sequences);
     probes.threads = o.run.threads;
     probes.progress = &std::cerr;
     search::measure_error_probes(m, search, stats, probes);
@@ -68,7 +71,7 @@ CommandRunner add_calibrate_command(CLI::App& app) {
   cmd->add_flag("!--no-probes", o->probes,
                 "Skip the end-to-end error probes (e2e_* tensors: uniform plans' measured KL on the calibration "
                 "sequences, which calibrate the cost model; passes/cost_model.h)");
-  cmd->add_option("--probe-sequences", o->probe_sequences, "Calibration sequences the probes run (default: all)");
+  cmd->add_option("--probe-sequences", o->probe_sequences, "Calibration sequences the probes run (the first N)")->capture_default_str()->check(CLI::Range(1, 1 << 20));
   return [o] { return calibrate(*o); };
 }
 
