@@ -535,7 +535,8 @@ class KernelGen {
     // nv token vectors per pass over the channels (g * nv accumulators): each
     // broadcast q_c s_c serves nv vectors of tokens.
     const int tw = largest_pow2_lanes(w_, bt_);
-    const int nv = largest_pow2_lanes(std::max(1, 16 / g_), bt_ / tw);
+    // 8-bit codes: one vector per pass measured faster (the wider pass spills).
+    const int nv = f.bits == 8 ? 1 : largest_pow2_lanes(std::max(1, 16 / g_), bt_ / tw);
     loop(c64(0), c64(bt_), static_cast<std::int64_t>(tw) * nv, [&](Value* t) {
       std::vector<Value*> acc;  // [h * nv + v]
       for (int h = 0; h < g_; ++h)
@@ -741,7 +742,7 @@ class KernelGen {
     // Few channel blocks (the vector isas): emitted one by one with constant
     // channels, so a quantized token's scales and minimums are loaded once per
     // token as one vector and each group's pair is a constant lane.
-    const bool unrolled = blocks <= 4;
+    const bool unrolled = blocks <= 4 && f.bits < 8;
     auto block = [&](Value* c0, int c0_const) {
       std::vector<Value*> a;  // [h * cb + j]
       for (int h = 0; h < g_; ++h)
@@ -754,7 +755,8 @@ class KernelGen {
         std::vector<Value*> p;
         for (int h = 0; h < g_; ++h) p.push_back(splat(load_f(gep_f(srow(h), i)), cw));
         const int groups = f.bits < 16 ? d_ / f.group : 0;
-        Value* hdr = c0_const >= 0 && f.bits < 16 ? load_half_v(tok, 2 * groups) : nullptr;
+        // (8-bit codes measured faster with the scalar scale loads: kept there.)
+        Value* hdr = c0_const >= 0 ? load_half_v(tok, 2 * groups) : nullptr;
         for (int j = 0; j < cb; ++j) {
           Value* v;
           if (hdr) {
