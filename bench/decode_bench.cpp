@@ -15,7 +15,7 @@
 
 #include "backends/llvm/isa.h"
 #include "backends/llvm/kernel_jit.h"
-#include "backends/llvm/thread_pool.h"
+#include "support/thread_pool.h"
 #include "backends/reference/attention.h"
 #include "backends/reference/quantize.h"
 #include "ir/layout.h"
@@ -103,7 +103,7 @@ struct DecodeWorkload::Impl {
   std::vector<std::vector<std::uint16_t>> tails_k, tails_v;   // per layer: [kv_heads][n_tail][d]
   std::vector<float> q, out;
   const llvm_backend::CompiledKernel* kernel = nullptr;
-  std::unique_ptr<llvm_backend::ThreadPool> pool;
+  std::unique_ptr<kvc::ThreadPool> pool;
 
   kvc_attend_args args(int layer, int h) const {
     const std::size_t hs = static_cast<std::size_t>(h);
@@ -182,7 +182,7 @@ DecodeWorkload::DecodeWorkload(const ir::ModelShape& shape, const ir::LayerPlan&
   w.q.resize(static_cast<std::size_t>(w.q_heads * w.head_dim));
   for (auto& x : w.q) x = normal(rng);
   w.out.resize(w.q.size());
-  w.pool = std::make_unique<llvm_backend::ThreadPool>(threads);
+  w.pool = std::make_unique<kvc::ThreadPool>(threads);
 }
 
 DecodeWorkload::~DecodeWorkload() = default;
@@ -199,7 +199,8 @@ void DecodeWorkload::step() {
   const int layer = w.next;
   w.next = (w.next + 1) % w.layers;
   // Threads share out the KV heads: no partial softmaxes to merge.
-  w.pool->run(w.kv_heads, [&](int h) {
+  w.pool->parallel_for(w.kv_heads, [&](std::int64_t item) {
+    const int h = static_cast<int>(item);
     const kvc_attend_args a = w.args(layer, h);
     w.kernel->attend(&a);
   });

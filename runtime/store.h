@@ -14,7 +14,7 @@
 #include "ir/kernel_spec.h"
 #include "runtime/jit_kernels.h"
 #include "runtime/layer_store.h"
-#include "runtime/thread_pool.h"
+#include "support/thread_pool.h"
 
 namespace kvc::runtime {
 
@@ -82,7 +82,7 @@ class Store {
   std::unique_ptr<JitKernels> jit_;      // llvm-jit only
   std::vector<char> host_kernel_;        // per layer: runs a kernel set with set_layer_kernel (under mutex_)
   std::vector<char> host_append_;        // per layer: runs an encoder set with set_layer_append (under mutex_)
-  ThreadPool pool_;
+  kvc::ThreadPool pool_;
 };
 
 }  // namespace kvc::runtime

@@ -35,7 +35,7 @@ void merge_partials(int g, int head_dim, const float* const* states, int n, floa
   }
 }
 
-void attend_split(const CompiledKernel& kernel, const kvc_attend_args& args, int parts, ThreadPool& pool) {
+void attend_split(const CompiledKernel& kernel, const kvc_attend_args& args, int parts, kvc::ThreadPool& pool) {
   if (args.probs) throw Error("attend_split: softmax weights (probs) need a single call; use kernel.attend");
   if (parts < 1) throw Error("attend_split: parts must be at least 1");
   const int g = kernel.spec.g, d = kernel.spec.head_dim;
@@ -44,7 +44,8 @@ void attend_split(const CompiledKernel& kernel, const kvc_attend_args& args, int
   thread_local std::vector<float> states;
   states.resize(per * static_cast<std::size_t>(parts));
   float* const base = states.data();
-  pool.run(parts, [&](int i) {
+  pool.parallel_for(parts, [&](std::int64_t item) {
+    const int i = static_cast<int>(item);
     const std::int64_t b0 = args.n_blocks * i / parts, b1 = args.n_blocks * (i + 1) / parts;
     kernel.partial(&args, b0, b1, i == parts - 1 ? 1 : 0, base + per * static_cast<std::size_t>(i));
   });

@@ -4,7 +4,7 @@
 #include <cstddef>
 
 #include "backends/llvm/kernel_jit.h"
-#include "backends/llvm/thread_pool.h"
+#include "support/thread_pool.h"
 
 namespace kvc::llvm_backend {
 
@@ -18,6 +18,6 @@ void merge_partials(int g, int head_dim, const float* const* states, int n, floa
 // One attention call whose main blocks are split into `parts` contiguous ranges
 // computed by the pool's threads (the last range also takes the tail), then merged.
 // args->probs must be null (softmax weights need the global max; use kernel.attend).
-void attend_split(const CompiledKernel& kernel, const kvc_attend_args& args, int parts, ThreadPool& pool);
+void attend_split(const CompiledKernel& kernel, const kvc_attend_args& args, int parts, kvc::ThreadPool& pool);
 
 }  // namespace kvc::llvm_backend

@@ -1,4 +1,4 @@
-#include "runtime/thread_pool.h"
+#include "support/thread_pool.h"
 
 #include <gtest/gtest.h>
 
@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <vector>
 
-namespace kvc::runtime {
+namespace kvc {
 namespace {
 
 TEST(ThreadPool, RunsEveryItemOnceAndRethrows) {
@@ -26,4 +26,4 @@ TEST(ThreadPool, RunsEveryItemOnceAndRethrows) {
 }
 
 }  // namespace
-}  // namespace kvc::runtime
+}  // namespace kvc

@@ -1,6 +1,6 @@
-#include "runtime/thread_pool.h"
+#include "support/thread_pool.h"
 
-namespace kvc::runtime {
+namespace kvc {
 
 ThreadPool::ThreadPool(int threads) {
   for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { worker_loop(); });
@@ -84,4 +84,4 @@ void ThreadPool::parallel_for(std::int64_t n, const std::function<void(std::int6
   if (error) std::rethrow_exception(error);
 }
 
-}  // namespace kvc::runtime
+}  // namespace kvc

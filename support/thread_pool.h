@@ -1,8 +1,8 @@
 #pragma once
-// A small fixed pool of worker threads for attention across KV heads and
-// sequences. Work items write disjoint outputs and each one runs exactly the
-// same arithmetic whichever thread runs it, so results do not depend on the
-// number of threads.
+// A small fixed pool of worker threads: the runtime's attention across KV heads
+// and sequences, and a decode step split across cores (backends/llvm/partial_merge).
+// Work items write disjoint outputs and each one runs exactly the same arithmetic
+// whichever thread runs it, so results do not depend on the number of threads.
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-namespace kvc::runtime {
+namespace kvc {
 
 class ThreadPool {
  public:
@@ -46,4 +46,4 @@ class ThreadPool {
   bool stop_ = false;
 };
 
-}  // namespace kvc::runtime
+}  // namespace kvc
