@@ -68,13 +68,21 @@ kvc::runtime::StoreOptions store_options(const kvc_runtime_config* config) {
   }
   kvc::runtime::StoreOptions o;
   o.threads = c.threads > 1 ? c.threads : 1;
-  o.backend = c.backend;
-  switch (c.isa) {
+  // A C caller may store any int in an enum field; in C++ loading an enum outside its
+  // enumerators is undefined, so read the fields as plain integers and check them first.
+  static_assert(sizeof(kvc_backend) == sizeof(std::int32_t) && sizeof(kvc_isa) == sizeof(std::int32_t));
+  std::int32_t backend = 0, isa = 0;
+  std::memcpy(&backend, &c.backend, sizeof backend);
+  std::memcpy(&isa, &c.isa, sizeof isa);
+  if (backend < KVC_BACKEND_REFERENCE || backend > KVC_BACKEND_LLVM_AOT)
+    kvc::runtime::fail(KVC_ERROR_INVALID_ARGUMENT, "unknown backend " + std::to_string(backend));
+  o.backend = static_cast<kvc_backend>(backend);
+  switch (isa) {
     case KVC_ISA_HOST: o.isa = kvc::ir::KernelIsa::Host; break;
     case KVC_ISA_SCALAR: o.isa = kvc::ir::KernelIsa::Scalar; break;
     case KVC_ISA_AVX2: o.isa = kvc::ir::KernelIsa::Avx2; break;
     case KVC_ISA_AVX512: o.isa = kvc::ir::KernelIsa::Avx512; break;
-    default: kvc::runtime::fail(KVC_ERROR_INVALID_ARGUMENT, "unknown isa " + std::to_string(static_cast<int>(c.isa)));
+    default: kvc::runtime::fail(KVC_ERROR_INVALID_ARGUMENT, "unknown isa " + std::to_string(isa));
   }
   o.int8_dot = c.int8_dot != 0;
   return o;
@@ -173,7 +181,9 @@ kvc_status kvc_backend_from_name(const char* name, kvc_backend* out) {
 }
 
 const char* kvc_backend_name(kvc_backend backend) {
-  switch (backend) {
+  std::int32_t value = 0;  // as an integer: a C caller may pass any value (see store_options)
+  std::memcpy(&value, &backend, sizeof value);
+  switch (value) {
     case KVC_BACKEND_REFERENCE: return "reference";
     case KVC_BACKEND_LLVM_JIT: return "llvm-jit";
     case KVC_BACKEND_LLVM_AOT: return "llvm-aot";
