@@ -18,15 +18,6 @@ namespace {
 
 constexpr double kCakeDefaultGamma = 200.0;  // the CAKE code's default variance weight
 
-std::vector<std::string> split_items(const std::string& text) {
-  std::vector<std::string> items;
-  std::stringstream in(text);
-  std::string item;
-  while (std::getline(in, item, ','))
-    if (!item.empty()) items.push_back(item);
-  return items;
-}
-
 std::optional<double> parse_number(const std::string& text) {
   std::size_t used = 0;
   try {
@@ -57,7 +48,7 @@ ir::LayerPlan cake_layer(const ir::Module& m, int layer, std::pair<int, int> pre
 CakeOptions parse_cake_argument(const std::string& argument) {
   CakeOptions out;
   auto fail = [&](const std::string& why) { throw Error({}, "pipeline", "cake<" + argument + ">: " + why); };
-  for (const std::string& item : split_items(argument)) {
+  for (const std::string& item : split_list(argument)) {
     if (auto pair = parse_precision_pair(item)) {
       out.precision = std::make_pair(pair->key_bits, pair->value_bits);
       continue;
@@ -190,14 +181,7 @@ void CakePass::run(ir::Module& m, PassContext& ctx) {
   const auto preferences = cake_layer_preferences(stats, options_.tau1, options_.tau2);
   const double gamma =
       options_.gamma ? *options_.gamma : (ctx.search.retention.gamma > 0 ? ctx.search.retention.gamma : kCakeDefaultGamma);
-  std::vector<std::pair<int, int>> pairs;
-  if (options_.precision) {
-    pairs.push_back(*options_.precision);
-  } else {
-    pairs.push_back({16, 16});
-    for (auto p : precision_candidates(ctx.search.precision))
-      if (std::find(pairs.begin(), pairs.end(), p) == pairs.end()) pairs.push_back(p);
-  }
+  const std::vector<std::pair<int, int>> pairs = uniform_precisions_to_try(options_.precision, ctx.search.precision);
 
   struct Best {
     ir::Module plan;

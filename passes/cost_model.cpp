@@ -396,6 +396,15 @@ std::vector<std::pair<int, int>> precision_candidates(const frontend::PrecisionS
   return out;
 }
 
+std::vector<std::pair<int, int>> uniform_precisions_to_try(const std::optional<std::pair<int, int>>& fixed,
+                                                           const frontend::PrecisionSearch& options) {
+  if (fixed) return {*fixed};
+  std::vector<std::pair<int, int>> pairs{{16, 16}};
+  for (auto p : precision_candidates(options))
+    if (std::find(pairs.begin(), pairs.end(), p) == pairs.end()) pairs.push_back(p);
+  return pairs;
+}
+
 std::vector<std::int64_t> keep_levels(const ir::Module& m, const ir::LayerPlan& plan_template, int max_levels) {
   const std::int64_t context = m.workload.context;
   const std::int64_t tail = std::max(1, ir::tail_capacity(plan_template));

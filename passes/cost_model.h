@@ -74,6 +74,7 @@
 // mean KL / proxy.
 #include <cstdint>
 #include <string>
+#include <optional>
 #include <vector>
 
 #include "calibration/stats.h"
@@ -153,6 +154,10 @@ struct CandidateSpace {
 // The precision pairs of search.precision.candidates, or K8V8, K8V4, K4V8, K4V4,
 // K4V2, K2V4, K2V2 when the spec names none.
 std::vector<std::pair<int, int>> precision_candidates(const frontend::PrecisionSearch& options);
+// The uniform precisions a pass that tunes another knob tries: `fixed` alone when its
+// argument names one, else fp16 and then every candidate (each once).
+std::vector<std::pair<int, int>> uniform_precisions_to_try(const std::optional<std::pair<int, int>>& fixed,
+                                                           const frontend::PrecisionSearch& options);
 // Token budgets worth trying: every whole token block above the tail for short
 // contexts (bytes only change per block, error falls with tokens), at most
 // `max_levels` evenly spread block-aligned budgets otherwise; each a legal budget

@@ -15,15 +15,6 @@
 namespace kvc::passes {
 namespace {
 
-std::vector<std::string> split_items(const std::string& text) {
-  std::vector<std::string> items;
-  std::stringstream in(text);
-  std::string item;
-  while (std::getline(in, item, ','))
-    if (!item.empty()) items.push_back(item);
-  return items;
-}
-
 std::string pair_name(std::pair<int, int> p) { return PrecisionPair{p.first, p.second}.name(); }
 
 // A layer plan at `keep` tokens, Full when that is the whole context.
@@ -88,7 +79,7 @@ std::int64_t tokens_for_level(const std::vector<double>& curve, double level, st
 
 PrefixKVOptions parse_prefixkv_argument(const std::string& argument) {
   PrefixKVOptions out;
-  for (const std::string& item : split_items(argument)) {
+  for (const std::string& item : split_list(argument)) {
     if (auto pair = parse_precision_pair(item)) {
       out.precision = std::make_pair(pair->key_bits, pair->value_bits);
     } else if (item == "h2o") {
@@ -187,14 +178,7 @@ std::optional<PrefixKVAllocation> allocate_prefix_retention(ir::Module& m, const
 void PrefixKVPass::run(ir::Module& m, PassContext& ctx) {
   const auto& stats = require_calibration_stats(ctx, m, "prefixkv");
   const auto curves = prefix_importance_curves(stats);
-  std::vector<std::pair<int, int>> pairs;
-  if (options_.precision) {
-    pairs.push_back(*options_.precision);
-  } else {
-    pairs.push_back({16, 16});
-    for (auto p : precision_candidates(ctx.search.precision))
-      if (std::find(pairs.begin(), pairs.end(), p) == pairs.end()) pairs.push_back(p);
-  }
+  const std::vector<std::pair<int, int>> pairs = uniform_precisions_to_try(options_.precision, ctx.search.precision);
 
   struct Best {
     ir::Module plan;

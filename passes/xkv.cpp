@@ -17,15 +17,6 @@ namespace {
 
 constexpr int kXKVDefaultGroup = 4;  // xKV's G_x
 
-std::vector<std::string> split_items(const std::string& text) {
-  std::vector<std::string> items;
-  std::stringstream in(text);
-  std::string item;
-  while (std::getline(in, item, ','))
-    if (!item.empty()) items.push_back(item);
-  return items;
-}
-
 // The uniform setting of the knobs xkv does not tune.
 struct UniformSetting {
   std::pair<int, int> precision{16, 16};
@@ -102,7 +93,7 @@ ir::Module build_module(const ir::Module& m, const SettingPlans& plans, const st
 XKVOptions parse_xkv_argument(const std::string& argument) {
   XKVOptions out;
   auto fail = [&](const std::string& why) { throw Error({}, "pipeline", "xkv<" + argument + ">: " + why); };
-  for (const std::string& item : split_items(argument)) {
+  for (const std::string& item : split_list(argument)) {
     if (auto pair = parse_precision_pair(item)) {
       out.precision = std::make_pair(pair->key_bits, pair->value_bits);
       continue;
@@ -181,14 +172,7 @@ void XKVPass::run(ir::Module& m, PassContext& ctx) {
   };
 
   // The uniform settings of precision and retention to try.
-  std::vector<std::pair<int, int>> pairs;
-  if (options_.precision) {
-    pairs.push_back(*options_.precision);
-  } else {
-    pairs.push_back({16, 16});
-    for (auto p : precision_candidates(ctx.search.precision))
-      if (std::find(pairs.begin(), pairs.end(), p) == pairs.end()) pairs.push_back(p);
-  }
+  const std::vector<std::pair<int, int>> pairs = uniform_precisions_to_try(options_.precision, ctx.search.precision);
   std::vector<ir::RetentionPolicy> policies;
   const std::string& method = ctx.search.retention.method;
   if (method == "streamingllm") policies = {ir::RetentionPolicy::StreamingLLM};

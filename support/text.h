@@ -22,4 +22,8 @@ std::optional<std::int64_t> parse_byte_size(std::string_view text);
 // "4.00 GiB"-style rendering for reports.
 std::string format_bytes(std::int64_t bytes);
 
+// The non-empty items of a `sep`-separated list ("a,,b" -> {"a", "b"}): pass
+// arguments such as `cake<K4V2,tau1=2>`.
+std::vector<std::string> split_list(const std::string& text, char sep = ',');
+
 }  // namespace kvc

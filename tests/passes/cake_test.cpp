@@ -43,7 +43,9 @@ TEST(Cake, MorePreferredLayersKeepMoreTokens) {
     EXPECT_LE(ir::total_bytes(m), m.budget_bytes);
     for (int i = 0; i < 5; ++i)
       for (int j = 0; j < 5; ++j)
-        if (pref[i] > pref[j]) EXPECT_GE(a->tokens[i], a->tokens[j]) << i << " vs " << j << " at " << fraction;
+        if (pref[i] > pref[j]) {
+          EXPECT_GE(a->tokens[i], a->tokens[j]) << i << " vs " << j << " at " << fraction;
+        }
     const int top = static_cast<int>(std::max_element(pref.begin(), pref.end()) - pref.begin());
     const int bottom = static_cast<int>(std::min_element(pref.begin(), pref.end()) - pref.begin());
     EXPECT_GT(a->tokens[top], a->tokens[bottom]) << fraction;

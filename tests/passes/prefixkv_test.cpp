@@ -70,7 +70,9 @@ TEST(PrefixKV, ConcentratedLayersGiveUpMoreTokens) {
     for (int j = 0; j < 5; ++j) {
       bool dominates = true;
       for (std::size_t k = 0; k < curves[i].size(); ++k) dominates &= curves[i][k] >= curves[j][k];
-      if (dominates) EXPECT_LE(a->tokens[i], a->tokens[j]) << i << " vs " << j;
+      if (dominates) {
+        EXPECT_LE(a->tokens[i], a->tokens[j]) << i << " vs " << j;
+      }
     }
   const auto [lo, hi] = std::minmax_element(a->tokens.begin(), a->tokens.end());
   EXPECT_LT(*lo, *hi) << "layers differ in concentration, so their budgets must differ";

@@ -49,7 +49,9 @@ TEST(XKV, RanksMeetTheEnergyTargetAndNoLess) {
     for (const auto& g : adjacent_groups(5, 2)) {
       const int rank = m.layers[g.first].lowrank.rank == 0 ? 8 : m.layers[g.first].lowrank.rank;
       EXPECT_GE(group_key_energy(*ctx.stats, g, rank), target) << g.first;
-      if (rank > 1) EXPECT_LT(group_key_energy(*ctx.stats, g, rank - 1), target) << g.first;
+      if (rank > 1) {
+        EXPECT_LT(group_key_energy(*ctx.stats, g, rank - 1), target) << g.first;
+      }
       EXPECT_EQ(rank, rank_for_energy(*ctx.stats, g, target));
     }
   }
@@ -68,7 +70,9 @@ TEST(XKV, BudgetModeFitsUsesCrossLayerBasesAndIsTight) {
     for (const auto& [id, layers] : groups) {
       ir::Module more = m;
       for (int l : layers) ++more.layers[l].lowrank.rank;
-      if (more.layers[layers.front()].lowrank.rank < 8) EXPECT_GT(ir::total_bytes(more), m.budget_bytes) << fraction;
+      if (more.layers[layers.front()].lowrank.rank < 8) {
+        EXPECT_GT(ir::total_bytes(more), m.budget_bytes) << fraction;
+      }
     }
     ASSERT_FALSE(ctx.notes.empty());
     EXPECT_NE(ctx.notes.back().find("xkv: groups of 4"), std::string::npos) << ctx.notes.back();

@@ -24,3 +24,16 @@ TEST(Text, ClosestMatch) {
 
 }  // namespace
 }  // namespace kvc
+
+namespace kvc {
+namespace {
+
+TEST(SplitList, KeepsTheNonEmptyItemsInOrder) {
+  EXPECT_EQ(split_list("K4V2,tau1=2,,gamma=3,"), (std::vector<std::string>{"K4V2", "tau1=2", "gamma=3"}));
+  EXPECT_EQ(split_list(""), std::vector<std::string>{});
+  EXPECT_EQ(split_list(",,"), std::vector<std::string>{});
+  EXPECT_EQ(split_list("a;b", ';'), (std::vector<std::string>{"a", "b"}));
+}
+
+}  // namespace
+}  // namespace kvc
