@@ -52,24 +52,6 @@ double rel_error(const std::vector<float>& got, const std::vector<float>& want) 
   return std::sqrt(diff) / std::max(std::sqrt(norm), 1e-30);
 }
 
-ir::LayerPlan with_retention(ir::LayerPlan p, RetentionPolicy policy, std::int64_t budget) {
-  p.retention.policy = policy;
-  p.retention.budget = budget;
-  switch (policy) {
-    case RetentionPolicy::StreamingLLM: p.retention.sink = 4; p.retention.window = 16; break;
-    case RetentionPolicy::H2O: p.retention.sink = 2; p.retention.window = 16; break;
-    case RetentionPolicy::SnapKV: p.retention.window = 8; p.retention.pool = 3; break;
-    case RetentionPolicy::CAKE: p.retention.window = 8; p.retention.gamma = 2.0; break;
-    case RetentionPolicy::Full: p.retention.budget = 0; break;
-  }
-  return p;
-}
-
-ir::LayerPlan with_rank(ir::LayerPlan p, int rank, BasisSharing sharing, BasisSource source, int group = -1) {
-  p.lowrank = {rank, sharing, group, source};
-  return p;
-}
-
 // Random formats, policies and rank kinds: two layers of different formats, so a
 // plan needs more than one kernel.
 std::vector<Case> random_cases() {
@@ -92,15 +74,15 @@ std::vector<Case> random_cases() {
     const RetentionPolicy policy = policies[n % 5];
     auto layer = [&] {
       const int residual = rng() % 3 == 0 ? 0 : 40;
-      return with_retention(testing::kivi_layer(bits[rng() % 5], bits[rng() % 5], group, residual), policy, 100);
+      return testing::with_retention(testing::kivi_layer(bits[rng() % 5], bits[rng() % 5], group, residual), policy, 100);
     };
     const ir::LayerPlan a = layer(), b = layer();
     switch (n % 4) {
-      case 0: c.layers = {a, with_rank(b, 16, BasisSharing::PerLayer, BasisSource::Prefill)}; break;
-      case 1: c.layers = {a, with_rank(b, 24, BasisSharing::PerLayer, BasisSource::Calibrated)}; break;
+      case 0: c.layers = {a, testing::with_rank(b, 16, BasisSharing::PerLayer, BasisSource::Prefill)}; break;
+      case 1: c.layers = {a, testing::with_rank(b, 24, BasisSharing::PerLayer, BasisSource::Calibrated)}; break;
       case 2:
-        c.layers = {with_rank(a, 16, BasisSharing::CrossLayer, BasisSource::Prefill, 0),
-                    with_rank(a, 16, BasisSharing::CrossLayer, BasisSource::Prefill, 0)};
+        c.layers = {testing::with_rank(a, 16, BasisSharing::CrossLayer, BasisSource::Prefill, 0),
+                    testing::with_rank(a, 16, BasisSharing::CrossLayer, BasisSource::Prefill, 0)};
         break;
       case 3: c.layers = {a, b}; break;
     }

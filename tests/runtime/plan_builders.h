@@ -31,4 +31,25 @@ inline ir::LayerPlan kivi_layer(int k_bits, int v_bits, int group, int residual)
   return p;
 }
 
+// `p` keeping `budget` tokens by `policy`, with the test suites' sink/window/pool/gamma.
+inline ir::LayerPlan with_retention(ir::LayerPlan p, ir::RetentionPolicy policy, std::int64_t budget) {
+  using ir::RetentionPolicy;
+  p.retention.policy = policy;
+  p.retention.budget = budget;
+  switch (policy) {
+    case RetentionPolicy::StreamingLLM: p.retention.sink = 4; p.retention.window = 16; break;
+    case RetentionPolicy::H2O: p.retention.sink = 2; p.retention.window = 16; break;
+    case RetentionPolicy::SnapKV: p.retention.window = 8; p.retention.pool = 3; break;
+    case RetentionPolicy::CAKE: p.retention.window = 8; p.retention.gamma = 2.0; break;
+    case RetentionPolicy::Full: p.retention.budget = 0; break;
+  }
+  return p;
+}
+
+inline ir::LayerPlan with_rank(ir::LayerPlan p, int rank, ir::BasisSharing sharing, ir::BasisSource source,
+                               int group = -1) {
+  p.lowrank = {rank, sharing, group, source};
+  return p;
+}
+
 }  // namespace kvc::testing

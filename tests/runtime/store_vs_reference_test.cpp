@@ -196,24 +196,6 @@ class Driver {
   std::map<std::pair<int, int>, std::vector<float>> calibrated_;
 };
 
-ir::LayerPlan with_retention(ir::LayerPlan p, RetentionPolicy policy, std::int64_t budget) {
-  p.retention.policy = policy;
-  p.retention.budget = budget;
-  switch (policy) {
-    case RetentionPolicy::StreamingLLM: p.retention.sink = 4; p.retention.window = 16; break;
-    case RetentionPolicy::H2O: p.retention.sink = 2; p.retention.window = 16; break;
-    case RetentionPolicy::SnapKV: p.retention.window = 8; p.retention.pool = 3; break;
-    case RetentionPolicy::CAKE: p.retention.window = 8; p.retention.gamma = 2.0; break;
-    case RetentionPolicy::Full: p.retention.budget = 0; break;
-  }
-  return p;
-}
-
-ir::LayerPlan with_rank(ir::LayerPlan p, int rank, BasisSharing sharing, BasisSource source, int group = -1) {
-  p.lowrank = {rank, sharing, group, source};
-  return p;
-}
-
 // The randomized matrix: every (format, policy, rank kind), shapes drawn per case.
 std::vector<Case> all_cases() {
   std::mt19937 rng(20240601);
@@ -235,22 +217,22 @@ std::vector<Case> all_cases() {
       c.prompt = 60 + static_cast<std::int64_t>(rng() % 30);
       if (c.prompt % group == 0) ++c.prompt;
       const int residual = (n % 3 == 0) ? 0 : 40;
-      const ir::LayerPlan base = with_retention(testing::kivi_layer(kb, vb, group, residual), policy, 100);
+      const ir::LayerPlan base = testing::with_retention(testing::kivi_layer(kb, vb, group, residual), policy, 100);
       // Layer 0 plain; layer 1 low rank of a kind that rotates through the cases.
       ir::LayerPlan lr = base;
       switch (n % 3) {
-        case 0: lr = with_rank(base, 16, BasisSharing::PerLayer, BasisSource::Prefill); break;
-        case 1: lr = with_rank(base, 24, BasisSharing::PerLayer, BasisSource::Calibrated); break;
+        case 0: lr = testing::with_rank(base, 16, BasisSharing::PerLayer, BasisSource::Prefill); break;
+        case 1: lr = testing::with_rank(base, 24, BasisSharing::PerLayer, BasisSource::Calibrated); break;
         case 2: break;
       }
       c.layers = {base, lr};
       if (n % 5 == 2) {
         // A cross-layer prefill group of the two layers, and a third layer at rank 8.
-        c.layers = {with_rank(base, 16, BasisSharing::CrossLayer, BasisSource::Prefill, 0),
-                    with_rank(base, 16, BasisSharing::CrossLayer, BasisSource::Prefill, 0)};
+        c.layers = {testing::with_rank(base, 16, BasisSharing::CrossLayer, BasisSource::Prefill, 0),
+                    testing::with_rank(base, 16, BasisSharing::CrossLayer, BasisSource::Prefill, 0)};
       } else if (n % 5 == 4) {
-        c.layers = {with_rank(base, 8, BasisSharing::CrossLayer, BasisSource::Calibrated, 3),
-                    with_rank(base, 8, BasisSharing::CrossLayer, BasisSource::Calibrated, 3)};
+        c.layers = {testing::with_rank(base, 8, BasisSharing::CrossLayer, BasisSource::Calibrated, 3),
+                    testing::with_rank(base, 8, BasisSharing::CrossLayer, BasisSource::Calibrated, 3)};
       }
       c.name = "k" + std::to_string(kb) + "v" + std::to_string(vb) + "_" + ir::to_string(policy) + "_d" +
                std::to_string(c.head_dim) + "_g" + std::to_string(c.g) + "_case" + std::to_string(n);
@@ -282,8 +264,8 @@ Case small_case(RetentionPolicy policy) {
   c.g = 4;
   c.context = 140;
   c.prompt = 45;
-  c.layers = {with_retention(testing::kivi_layer(4, 2, 32, 32), policy, 80),
-              with_rank(with_retention(testing::kivi_layer(2, 2, 32, 0), policy, 96), 16, BasisSharing::PerLayer,
+  c.layers = {testing::with_retention(testing::kivi_layer(4, 2, 32, 32), policy, 80),
+              testing::with_rank(testing::with_retention(testing::kivi_layer(2, 2, 32, 0), policy, 96), 16, BasisSharing::PerLayer,
                         BasisSource::Prefill)};
   return c;
 }
