@@ -148,6 +148,19 @@ bool has_end_to_end_calibration(const calibration::CalibrationStats& s) {
     throw Error("calibration stats: the e2e_* tensors (end-to-end error probes) have the wrong shapes; re-run kvc calibrate");
   for (std::size_t i = 1; i < ratios->data.size(); ++i)
     if (!(ratios->data[i] > ratios->data[i - 1])) throw Error("calibration stats: e2e_keep_ratios are not ascending");
+  // Optional (older stats lack them): the per-layer retention probes.
+  const auto* layer_retention = find_tensor(s, "e2e_layer_retention_kl");
+  const auto* layer_ratios = find_tensor(s, "e2e_layer_keep_ratios");
+  if ((layer_retention == nullptr) != (layer_ratios == nullptr))
+    throw Error("calibration stats: e2e_layer_retention_kl and e2e_layer_keep_ratios come together; re-run kvc calibrate");
+  if (layer_retention) {
+    if (layer_ratios->shape.size() != 1 || layer_ratios->shape[0] < 1 ||
+        layer_retention->shape != std::vector<std::int64_t>{layers_of(s), P, layer_ratios->shape[0]})
+      throw Error("calibration stats: e2e_layer_retention_kl has the wrong shape; re-run kvc calibrate");
+    for (std::size_t i = 1; i < layer_ratios->data.size(); ++i)
+      if (!(layer_ratios->data[i] > layer_ratios->data[i - 1]))
+        throw Error("calibration stats: e2e_layer_keep_ratios are not ascending");
+  }
   return true;
 }
 
@@ -298,6 +311,27 @@ double unsaturate(double kl, double ceiling) {
   return -ceiling * std::log1p(-std::clamp(kl, 0.0, 0.999 * ceiling) / ceiling);
 }
 
+// Layer `layer`'s share of a uniform eviction's damage at kept fraction `kept_ratio`
+// with policy `column`: its single-layer probe's damage over the sum of all layers'
+// (e2e_layer_retention_kl), or 1 / layers when the stats carry no per-layer probes.
+double retention_layer_share(const calibration::CalibrationStats& s, int layer, int column, double kept_ratio,
+                             double ceiling) {
+  const auto* t = find_tensor(s, "e2e_layer_retention_kl");
+  if (!t) return 1.0 / layers_of(s);
+  const auto& ratios_t = *find_tensor(s, "e2e_layer_keep_ratios");
+  const std::int64_t R = ratios_t.shape.at(0);
+  const std::vector<double> xs(ratios_t.data.begin(), ratios_t.data.end());
+  double sum = 0, mine = 0;
+  for (int l = 0; l < layers_of(s); ++l) {
+    std::vector<double> ys(R);
+    for (std::int64_t r = 0; r < R; ++r) ys[r] = t->data[(static_cast<std::int64_t>(l) * kPolicies + column) * R + r];
+    const double damage = unsaturate(interpolate_drop_curve(xs, ys, kept_ratio), ceiling);
+    sum += damage;
+    if (l == layer) mine = damage;
+  }
+  return sum > 0 ? mine / sum : 1.0 / layers_of(s);
+}
+
 LayerErrorBreakdown layer_error(const ir::Module& m, const calibration::CalibrationStats& s, int layer,
                                 const ir::LayerPlan& p, const ErrorModel& model) {
   LayerErrorBreakdown b;
@@ -322,7 +356,8 @@ LayerErrorBreakdown layer_error(const ir::Module& m, const calibration::Calibrat
       // What eviction adds on top of the layer's precision, measured with that precision.
       const double added =
           e2e_retention_kl(s, blocked, p.key.bits, p.value.bits, policy_column(p.retention.policy), ratio);
-      b.retention = (unsaturate(quant_kl + added, ceiling) - unsaturate(quant_kl, ceiling)) / layers_of(s);
+      b.retention = (unsaturate(quant_kl + added, ceiling) - unsaturate(quant_kl, ceiling)) *
+                    retention_layer_share(s, layer, policy_column(p.retention.policy), ratio, ceiling);
     }
     if (low_rank)
       b.rank = unsaturate(e2e_rank_kl(s, *rank, p.lowrank.rank), ceiling) / layers_of(s);

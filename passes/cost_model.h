@@ -53,17 +53,24 @@
 //                             plan is predicted from measured KL of that combination
 //                             (interpolated in keep only)
 //   e2e_rank_kl       [K][2]  rows (rank, KL): every layer's keys at that rank
+//   e2e_layer_keep_ratios [Rl], e2e_layer_retention_kl [L][3][Rl] (optional): KL
+//                             with ONE layer evicting (fp16, that policy and kept
+//                             fraction), every other layer keeping everything
 // KL saturates (a cache that has lost everything cannot be worse than a constant
 // distribution), so one layer's share of a uniform plan's KL is not that KL / layers.
 // Every measured KL is first unsaturated: u(KL) = -C ln(1 - KL / C), C = 1.25 x the
 // largest KL any probe measured (the e2e ceiling); damages u add over layers and knobs.
 // A layer's share of a uniform setting's damage is its squared proxy error (above)
-// over the sum of all layers' for quantization, 1 / layers for retention and rank:
+// over the sum of all layers' for quantization, the single-layer probes' shares for
+// retention (below), 1 / layers for rank:
 //   quant      u(KL_q) * share_l                          (KL_q: its pair's probe)
-//   retention  (u(KL_q + KL_added) - u(KL_q)) / layers     (KL_added: the retention
+//   retention  (u(KL_q + KL_added) - u(KL_q)) * rshare_l   (KL_added: the retention
 //              probe row of its pair and policy at its kept fraction; fp16 layers read
 //              e2e_retention_kl with KL_q = 0; an unprobed pair reads the worst row)
 //   rank       u(KL_rank) / layers
+//   rshare_l = u(KL_l) / sum over layers of u(KL_l'), KL_l the single-layer probe of
+//   its policy at its kept fraction (interpolated), or 1 / layers without those probes:
+//   early layers of stories260K lose ~10x more than late ones to the same eviction.
 //   layer error = weight * (quant + retention + rank); plan error = sum over layers.
 // So the plan error is in unsaturated KL units ("damage"): a monotone function of the
 // predicted KL (KL = C (1 - exp(-error / C)) for a uniform plan), which ranks plans

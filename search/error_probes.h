@@ -15,7 +15,10 @@
 //              least the fp16 tail, below the context) on top of EVERY probed pair
 //              (block eviction above an fp16 tail), each stored minus that pair's own
 //              KL: eviction and quantization interact, so their combination is measured;
-//   rank       keys at head_dim/4, /2 and 3/4 (per-layer prefill bases), fp16.
+//   rank       keys at head_dim/4, /2 and 3/4 (per-layer prefill bases), fp16;
+//   per-layer retention: ONE layer evicting (StreamingLLM, H2O, SnapKV at kept
+//              fractions 1/16, 1/4, 1/2), every other layer fp16 keeping everything:
+//              how a uniform eviction's damage splits across layers (L x 9 probes).
 // All probes share one pass per sequence over the baseline (calibration::evaluate_plans).
 #include <cstdint>
 #include <iosfwd>
@@ -34,6 +37,8 @@ struct ErrorProbeOptions {
 
 // The kept fractions the retention probes use.
 const std::vector<double>& probe_keep_ratios();
+// The kept fractions the per-layer retention probes use.
+const std::vector<double>& layer_probe_keep_ratios();
 
 // Measures the probes and stores them in `stats` as the e2e_* tensors (replacing
 // any there). `search` gives the group, residual and retention parameters (sink,

@@ -58,6 +58,56 @@ TEST(CostModel, UncompressedPlanPredictsZeroAndErrorsFallWithBits) {
   EXPECT_THROW(predicted_quant_error(stats, 9, 4, 4), Error);
 }
 
+// End-to-end tensors by hand: every layer at K8V8 costs 0.01 nats; uniform eviction
+// to half (a quarter) of the context costs 1 (2) nats with every policy. With
+// `per_layer`, the single-layer probes say layer 0 loses far more than the others.
+calibration::CalibrationStats with_end_to_end_probes(calibration::CalibrationStats s, bool per_layer) {
+  const std::int64_t L = s.meta.model.layers;
+  s.tensors["e2e_quant_kl"] = {{1, 3}, {8, 8, 0.01f}};
+  s.tensors["e2e_keep_ratios"] = {{2}, {0.25f, 0.5f}};
+  s.tensors["e2e_retention_kl"] = {{3, 2}, {2, 1, 2, 1, 2, 1}};
+  s.tensors["e2e_keep_ratios_quantized"] = {{1}, {0.5f}};
+  s.tensors["e2e_retention_quantized_kl"] = {{1, 3, 1}, {1, 1, 1}};
+  s.tensors["e2e_rank_kl"] = {{1, 2}, {4, 0.5f}};
+  if (per_layer) {
+    calibration::StatsTensor layer{{L, 3, 2}, {}};
+    for (std::int64_t l = 0; l < L; ++l)
+      for (int p = 0; p < 3; ++p) {
+        layer.data.push_back(l == 0 ? 1.5f : 0.1f);
+        layer.data.push_back(l == 0 ? 0.8f : 0.05f);
+      }
+    s.tensors["e2e_layer_retention_kl"] = std::move(layer);
+    s.tensors["e2e_layer_keep_ratios"] = {{2}, {0.25f, 0.5f}};
+  }
+  return s;
+}
+
+TEST(CostModel, SingleLayerRetentionProbesSplitAUniformEvictionsDamageAcrossLayers) {
+  const auto spec = stories_spec();
+  const auto base = kvc::testing::synthetic_stats(spec.model);
+  const auto equal = with_end_to_end_probes(base, false), split = with_end_to_end_probes(base, true);
+  ASSERT_TRUE(has_end_to_end_calibration(split));
+  const ir::Module m = spec.to_module();
+  const std::int64_t half = m.workload.context / 2;
+  const LayerChoice evict{16, 16, ir::RetentionPolicy::H2O, half, 0};
+  ir::Module uniform = m;
+  apply_choices(uniform, std::vector<LayerChoice>(m.layers.size(), evict), spec.search);
+  // A uniform plan is priced by its own probe either way: the shares sum to one.
+  EXPECT_NEAR(predict_plan_error(uniform, split).total, predict_plan_error(uniform, equal).total, 1e-9);
+  auto only = [&](int layer) {
+    ir::Module one = m;
+    one.layers[layer] = make_layer_plan(m, layer, evict, spec.search);
+    return one;
+  };
+  const int last = m.model.layers - 1;
+  EXPECT_NEAR(predict_plan_error(only(0), equal).total, predict_plan_error(only(last), equal).total, 1e-12);
+  EXPECT_GT(predict_plan_error(only(0), split).total, 5 * predict_plan_error(only(last), split).total);
+  // Per-layer probes of the wrong shape are refused, not misread.
+  auto bad = split;
+  bad.tensors["e2e_layer_retention_kl"].shape = {m.model.layers + 1, 3, 2};
+  EXPECT_THROW(has_end_to_end_calibration(bad), Error);
+}
+
 TEST(CostModel, CostTableBytesAreTheLayoutBytesOfThePlanEachChoiceMakes) {
   const auto spec = stories_spec();
   const auto stats = kvc::testing::synthetic_stats(spec.model);
