@@ -1,0 +1,61 @@
+// Issue #6's acceptance on the README's sweep (scripts/sweep-table.sh, reduced to
+// what runs in about a minute and a half on two cores): stories260K calibrated on 4 x 512
+// tokens (seeds 0-3, with the end-to-end probes), every method planned at 50%, 25%,
+// 15% and 10% of the fp16 cache and measured on 2 other sequences x 512 tokens.
+//
+// Asserted: at every budget `joint` has the lowest measured KL of all methods;
+// `kvtuner` beats uniform KIVI quantization; predicted error ranks the plans like
+// measured KL (Spearman >= 0.8).
+// Reported, not asserted: prefixkv vs uniform H2O, cake vs uniform SnapKV and xkv vs
+// KIVI. On this model they do not win at every budget, for measured reasons the
+// README gives (CAKE's per-token score is 4 bytes of a 32-byte head_dim-8 token, and
+// its indicator loses to SnapKV's at equal tokens; PrefixKV's attention-mass curves
+// give layer 0 the fewest tokens while layer 0 is the most sensitive to eviction;
+// no key rank of an 8-wide head beats KIVI at 50% and 10%). Issue #6 stays open on them.
+#include <gtest/gtest.h>
+
+#include <iostream>
+#include <map>
+
+#include "calibration/calibrate.h"
+#include "frontend/spec.h"
+#include "model/model.h"
+#include "search/sweep.h"
+#include "test_support/test_data.h"
+
+namespace kvc::search {
+namespace {
+
+TEST(SweepAcceptance, JointIsLowestKvtunerBeatsKiviAndPredictionRanksMeasuredKL) {
+  std::string path;
+  KVC_REQUIRE_MODEL_FILE(path, "stories260K.bin");
+  const model::Model model = model::Model::load(path);
+  const frontend::Spec spec = frontend::load_spec(testing::source_dir() + "/specs/stories260K-search.yaml");
+  calibration::CalibrateOptions c;
+  c.sequences = 4;
+  c.length = 512;
+  const calibration::CalibrationStats stats = calibration::calibrate(model, c);  // probes: run_sweep measures them
+  SweepOptions o;
+  o.sequences = 2;
+  o.length = 512;
+  const SweepResult r = run_sweep(model, spec, stats, o);
+
+  std::map<double, std::map<std::string, double>> kl;
+  for (const auto& row : r.rows) kl[row.budget][row.method] = row.kl_mean;
+  ASSERT_EQ(kl.size(), 4u);
+  for (const auto& [budget, methods] : kl) {
+    ASSERT_EQ(methods.size(), sweep_methods().size()) << "a method made no plan at " << budget;
+    for (const auto& [method, value] : methods)
+      if (method != "joint") EXPECT_LE(methods.at("joint"), value) << "joint vs " << method << " at " << budget;
+    EXPECT_LT(methods.at("kvtuner"), methods.at("kivi")) << "kvtuner vs kivi at " << budget;
+    for (const std::string method : {"prefixkv", "cake", "xkv"}) {
+      const std::string baseline = uniform_baseline_of(method);
+      std::cout << "budget " << budget << ": " << method << " " << methods.at(method) << " vs " << baseline << " "
+                << methods.at(baseline) << (methods.at(method) < methods.at(baseline) ? " (beats it)\n" : " (does not)\n");
+    }
+  }
+  EXPECT_GE(r.spearman, 0.8);
+}
+
+}  // namespace
+}  // namespace kvc::search
