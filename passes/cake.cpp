@@ -178,20 +178,34 @@ std::optional<CakeAllocation> allocate_cake_retention(ir::Module& m, const std::
 
 void CakePass::run(ir::Module& m, PassContext& ctx) {
   const auto& stats = require_calibration_stats(ctx, m, "cake");
-  const auto preferences = cake_layer_preferences(stats, options_.tau1, options_.tau2);
   const double gamma =
       options_.gamma ? *options_.gamma : (ctx.search.retention.gamma > 0 ? ctx.search.retention.gamma : kCakeDefaultGamma);
   const std::vector<std::pair<int, int>> pairs = uniform_precisions_to_try(options_.precision, ctx.search.precision);
 
+  auto temperatures = [](std::optional<double> fixed) {
+    return fixed ? std::vector<double>{*fixed} : std::vector<double>(std::begin(kTauGrid), std::end(kTauGrid));
+  };
+  struct Candidate {
+    std::pair<int, int> precision;
+    double tau1, tau2;
+  };
+  std::vector<Candidate> candidates;
+  for (auto pair : pairs)
+    for (double t1 : temperatures(options_.tau1))
+      for (double t2 : temperatures(options_.tau2)) candidates.push_back({pair, t1, t2});
+
   struct Best {
     ir::Module plan;
     CakeAllocation allocation;
-    std::pair<int, int> precision;
+    Candidate candidate;
+    std::vector<double> preferences;
     double error = 0;
   };
   std::optional<Best> best;
   std::int64_t smallest = -1;
-  for (auto pair : pairs) {
+  for (const Candidate& c : candidates) {
+    const auto pair = c.precision;
+    const auto preferences = cake_layer_preferences(stats, c.tau1, c.tau2);
     ir::Module trial = m;
     auto allocation = allocate_cake_retention(trial, preferences, pair, gamma, ctx.search);
     if (!allocation) {
@@ -202,7 +216,8 @@ void CakePass::run(ir::Module& m, PassContext& ctx) {
       continue;
     }
     const double error = predict_plan_error(trial, stats).total;
-    if (!best || error < best->error) best = Best{std::move(trial), *allocation, pair, error};
+    // Ties go to the earlier candidate: the more precise pair, then the lower taus.
+    if (!best || error < best->error) best = Best{std::move(trial), *allocation, c, preferences, error};
   }
   if (!best)
     throw Error({}, "budget",
@@ -213,10 +228,12 @@ void CakePass::run(ir::Module& m, PassContext& ctx) {
   m = std::move(best->plan);
 
   std::ostringstream note;
-  note << "cake: " << PrecisionPair{best->precision.first, best->precision.second}.name()
-       << " on every layer, CAKE eviction (gamma " << gamma << ", tau1 " << options_.tau1 << ", tau2 " << options_.tau2
+  const Candidate& chosen = best->candidate;
+  note << "cake: " << PrecisionPair{chosen.precision.first, chosen.precision.second}.name()
+       << " on every layer, CAKE eviction (gamma " << gamma << ", tau1 " << chosen.tau1
+       << (options_.tau1 ? "" : " tuned") << ", tau2 " << chosen.tau2 << (options_.tau2 ? "" : " tuned")
        << "); preference";
-  for (double p : preferences) note << " " << p;
+  for (double p : best->preferences) note << " " << p;
   note << "; tokens";
   for (std::int64_t t : best->allocation.tokens) note << " " << t;
   note << "; predicted error " << best->error << ", " << best->allocation.bytes << " bytes";

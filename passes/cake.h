@@ -20,8 +20,14 @@
 // Precision is not this pass's knob: every layer gets the same (K bits, V bits), the
 // candidate whose fitting allocation has the lowest predicted error (cost_model.h).
 //
+// The temperatures: CAKE tunes (tau1, tau2) per model and budget (its model2tau.json:
+// 0.4 .. 2.3 on Llama/Mistral/Qwen). When the argument leaves one unset, the pass tunes
+// it the same way, on the calibration: every tau in kTauGrid, keeping the allocation
+// with the lowest predicted error (with single-layer retention probes in the stats the
+// cost model knows which layers eviction hurts most; see cost_model.h).
+//
 // Argument (optional, comma-separated): a precision pair (K4V2, fp16),
-// tau1=X, tau2=X (default 1 and 1, CAKE's fallback), gamma=X.
+// tau1=X, tau2=X (fix a temperature; tau1=1,tau2=1 is CAKE's fallback), gamma=X.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -34,11 +40,14 @@ namespace kvc::passes {
 
 struct CakeOptions {
   std::optional<std::pair<int, int>> precision;  // nullopt = choose
-  double tau1 = 1.0;
-  double tau2 = 1.0;
+  std::optional<double> tau1;  // nullopt = tuned over kTauGrid
+  std::optional<double> tau2;
   std::optional<double> gamma;  // nullopt = the spec's, or 200 when that is 0
 };
 CakeOptions parse_cake_argument(const std::string& argument);
+
+// The temperatures tried for an unset tau1 / tau2 (CAKE's published range and beyond).
+inline constexpr double kTauGrid[] = {0.25, 0.5, 1.0, 2.0, 4.0};
 
 // P_l per layer. Throws kvc::Error for non-finite or negative statistics or taus <= 0.
 std::vector<double> cake_layer_preferences(const calibration::CalibrationStats& stats, double tau1, double tau2);

@@ -22,7 +22,7 @@ const std::vector<PassInfo>& pass_registry() {
        [](const std::string& a) { return std::make_unique<UniformPass>(a); }},
       {"prefixkv", "tokens per layer from one global prefix-attention level (PrefixKV): prefixkv<K4V2,h2o>",
        [](const std::string& a) { return std::make_unique<PrefixKVPass>(a); }},
-      {"cake", "tokens per layer in proportion to attention entropy x variance, CAKE eviction: cake<tau1=1,tau2=1>",
+      {"cake", "tokens per layer in proportion to attention entropy x variance (temperatures tuned unless given), CAKE eviction: cake<tau1=1,tau2=1>",
        [](const std::string& a) { return std::make_unique<CakePass>(a); }},
       {"xkv", "low-rank keys in bases shared by adjacent layers, rank per group from the spectra: xkv<group=4,energy=0.9>",
        [](const std::string& a) { return std::make_unique<XKVPass>(a); }},

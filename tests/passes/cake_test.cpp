@@ -83,6 +83,22 @@ TEST(Cake, BeatsUniformCakeAtTheSameBytes) {
   }
 }
 
+TEST(Cake, UnsetTemperaturesAreTunedNeverWorseThanCakesFallback) {
+  for (double fraction : {0.15, 0.25, 0.5}) {
+    PassContext fixed_ctx = stories_context(), tuned_ctx = stories_context();
+    ir::Module fixed = stories_module(fraction), tuned = stories_module(fraction);
+    CakePass("fp16,tau1=1,tau2=1").run(fixed, fixed_ctx);
+    CakePass("fp16").run(tuned, tuned_ctx);
+    ASSERT_LE(ir::total_bytes(tuned), tuned.budget_bytes);
+    // The grid holds (1, 1), so tuning can only lower the predicted error.
+    EXPECT_LE(predict_plan_error(tuned, *tuned_ctx.stats).total, predict_plan_error(fixed, *fixed_ctx.stats).total)
+        << fraction;
+    ASSERT_FALSE(tuned_ctx.notes.empty());
+    EXPECT_NE(tuned_ctx.notes.back().find("tuned"), std::string::npos) << tuned_ctx.notes.back();
+    EXPECT_EQ(fixed_ctx.notes.back().find("tuned"), std::string::npos) << fixed_ctx.notes.back();
+  }
+}
+
 TEST(Cake, PassFitsIsDeterministicAndExplainsFailures) {
   PassContext ctx = stories_context();
   ir::Module m = stories_module(0.15);
