@@ -32,6 +32,10 @@ using ir::QuantFormat;
 // of the accumulators are amortised, few enough that the chunk stays in L1.
 constexpr int kChunkTokens = 32;
 
+// How far ahead (in bytes of main blocks) the attention pass prefetches: a few
+// memory latencies' worth of one core's bandwidth, and well inside L2.
+constexpr std::int64_t kPrefetchBytes = 16384;
+
 // Whether int8 dot products may use AVX-512 VNNI (vpdpbusd). Kernels are compiled
 // for the host's features (see llvm_target), so the host decides; without VNNI the
 // same integer sums are written in plain IR, which gives identical results.
@@ -254,6 +258,15 @@ class KernelGen {
   }
   void if_nonnull(Value* p, const std::function<void()>& then) { if_true(b_.CreateIsNotNull(p), then); }
 
+  // Software prefetch (into all cache levels) of the 64-byte line at p; never faults.
+  void prefetch_line(Value* p) {
+    b_.CreateIntrinsic(llvm::Intrinsic::prefetch, {ptr_}, {p, b_.getInt32(0), b_.getInt32(3), b_.getInt32(1)});
+  }
+  // ... of every line of [p, p + bytes).
+  void prefetch_range(Value* p, std::int64_t bytes) {
+    for (std::int64_t off = 0; off < bytes; off += 64) prefetch_line(gep_b(p, c64(off)));
+  }
+
   // exp(x) for a float or float vector: Cephes expf (range reduction by ln 2,
   // degree-6 polynomial, 2^n by exponent bits), about 1 ulp; exactly 0 below -87.
   Value* exp_v(Value* x) {
@@ -462,7 +475,8 @@ class KernelGen {
   // is loaded once for T tokens, and the g * T partial-product vectors are
   // reduced together (reduce_many). A last partial group repeats token n - 1 and
   // writes scores past n, inside the padded score row (softmax_update pads it).
-  void scores_token_major(const QuantFormat& f, int dims, Value* q, Value* n, const TokenPtr& key) {
+  void scores_token_major(const QuantFormat& f, int dims, Value* q, Value* n, const TokenPtr& key,
+                          const std::function<void(Value* i)>& prefetch = nullptr) {
     const int cw = channel_lanes(f, dims);
     const int T = score_tokens();
     const bool exact = llvm::isa<llvm::ConstantInt>(n) && llvm::cast<llvm::ConstantInt>(n)->getSExtValue() % T == 0;
@@ -474,6 +488,8 @@ class KernelGen {
         if (!exact && t > 0) idx = b_.CreateSelect(b_.CreateICmpSLT(idx, n), idx, last);
         tok.push_back(key(idx));
       }
+      if (prefetch)
+        for (int t = 0; t < T; ++t) prefetch(add(i, c64(t)));
       std::vector<Value*> acc;  // [h * T + t]
       for (int k = 0; k < g_ * T; ++k) {
         acc.push_back(var(vf(cw), "dot"));
@@ -508,7 +524,7 @@ class KernelGen {
   // Scores of the B tokens of a per-channel key section, tokens across lanes:
   // q.k_t = sum_c (q_c s_c) code_ct + sum_c q_c m_c, so the query is scaled once
   // per block and dotted with the raw codes.
-  void scores_per_channel(Value* sec) {
+  void scores_per_channel(Value* sec, const std::function<void(Value* c)>& prefetch) {
     const QuantFormat& f = s_.key;
     const int row = bt_ * f.bits / 8;
     Value* scales = sec;
@@ -545,6 +561,7 @@ class KernelGen {
           set(acc.back(), splat(base[h], tw));
         }
       loop(c64(0), c64(kd_), 1, [&](Value* c) {
+        if (prefetch) prefetch(c);
         Value* rowp = gep_b(codes, b_.CreateMul(c, c64(row)));
         std::vector<Value*> k;
         for (int v = 0; v < nv; ++v) k.push_back(unpack(rowp, add(t, c64(static_cast<std::int64_t>(v) * tw)), tw, f.bits, row));
@@ -839,13 +856,27 @@ class KernelGen {
     const std::int64_t k_section = ir::section_bytes(s_.key, kd_, bt_);
     const std::int64_t k_tok = token_bytes(s_.key, kd_);
     const std::int64_t v_tok = token_bytes(s_.value, d_);
+    const std::int64_t blk_bytes = k_section + ir::section_bytes(s_.value, d_, bt_);
     auto block_ptr = [&](Value* b) { return b_.CreateAlignedLoad(ptr_, b_.CreateGEP(ptr_, blocks, b), llvm::Align(8)); };
+    // Blocks are separate allocations reached through a pointer table, and the
+    // hardware prefetcher did not keep up with them: a one-thread fp16 pass read
+    // 11 GB/s of a 35 GB/s stream. So the pass prefetches the block it will reach
+    // about kPrefetchBytes later, spread over its inner loops (the same lines
+    // prefetched in one burst per chunk stalled on miss buffers and gained
+    // nothing). Indices are clamped to the range, so the table is never read past b1.
+    auto clamp_block = [&](Value* idx) {
+      return b_.CreateSelect(b_.CreateICmpSLT(idx, b1), idx, b_.CreateSub(b1, c64(1)));
+    };
+    auto prefetch_block = [&](Value* idx) { prefetch_range(block_ptr(clamp_block(idx)), blk_bytes); };
+    const std::int64_t ahead = std::max<std::int64_t>(1, (kPrefetchBytes + blk_bytes - 1) / blk_bytes);
     if (bt_ == 1) {
       // One token per block: gather kChunkTokens block pointers per softmax update.
       loop(b0, b1, kChunkTokens, [&](Value* b) {
+
         Value* left = b_.CreateSub(b1, b);
         Value* n = b_.CreateSelect(b_.CreateICmpSLT(left, c64(kChunkTokens)), left, c64(kChunkTokens));
-        scores_token_major(s_.key, kd_, qk_, n, [&](Value* i) { return block_ptr(add(b, i)); });
+        scores_token_major(s_.key, kd_, qk_, n, [&](Value* i) { return block_ptr(add(b, i)); },
+                           [&](Value* i) { prefetch_block(add(add(b, i), c64(ahead))); });
         save_scores(probs, total, b, n);
         softmax_update(n, -1, m, l, acc);
         values_token_major(s_.value, n, acc, [&](Value* i) { return gep_b(block_ptr(add(b, i)), c64(k_section)); });
@@ -856,7 +887,13 @@ class KernelGen {
         if (per_channel(s_.key) && s_.int8_dot)
           scores_per_channel_int8(blk);
         else if (per_channel(s_.key))
-          scores_per_channel(blk);
+          scores_per_channel(blk, [&](Value* c) {
+            // Channel c prefetches its share of the lines of block b + ahead.
+            Value* next = block_ptr(clamp_block(add(b, c64(ahead))));
+            const std::int64_t per = ((blk_bytes + 63) / 64 + kd_ - 1) / kd_;
+            for (std::int64_t j = 0; j < per; ++j)
+              prefetch_line(gep_b(next, b_.CreateMul(add(b_.CreateMul(c, c64(per)), c64(j)), c64(64))));
+          });
         else
           scores_token_major(s_.key, kd_, qk_, c64(bt_),
                              [&](Value* i) { return gep_b(blk, b_.CreateMul(i, c64(k_tok))); });
