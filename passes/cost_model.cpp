@@ -2,6 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <optional>
+#include <tuple>
+#include <utility>
 
 #include "ir/layout.h"
 #include "passes/uniform.h"
@@ -218,19 +222,6 @@ double interpolate_drop_curve(const std::vector<double>& xs, const std::vector<d
   return 0.0;
 }
 
-// Each layer's share of a uniform setting's end-to-end KL: its squared proxy error
-// (the per-layer stats) over the sum of all layers'; equal shares when all are 0.
-template <typename Proxy>
-double layer_share(const calibration::CalibrationStats& s, int layer, Proxy proxy) {
-  double sum = 0, mine = 0;
-  for (int l = 0; l < layers_of(s); ++l) {
-    const double e = proxy(l);
-    sum += e * e;
-    if (l == layer) mine = e * e;
-  }
-  return sum > 0 ? mine / sum : 1.0 / layers_of(s);
-}
-
 double e2e_quant_kl(const calibration::CalibrationStats& s, const calibration::StatsTensor& t, int key_bits,
                     int value_bits) {
   const std::int64_t rows = t.shape.at(0);
@@ -311,56 +302,116 @@ double unsaturate(double kl, double ceiling) {
   return -ceiling * std::log1p(-std::clamp(kl, 0.0, 0.999 * ceiling) / ceiling);
 }
 
-// Layer `layer`'s share of a uniform eviction's damage at kept fraction `kept_ratio`
+// Each layer's share of weights `w` (w_l / sum w); equal shares when the sum is 0.
+std::vector<double> normalized_shares(std::vector<double> w) {
+  double sum = 0;
+  for (double x : w) sum += x;
+  for (double& x : w) x = sum > 0 ? x / sum : 1.0 / static_cast<double>(w.size());
+  return w;
+}
+
+// Every layer's share of a uniform eviction's damage at kept fraction `kept_ratio`
 // with policy `column`: its single-layer probe's damage over the sum of all layers'
-// (e2e_layer_retention_kl), or 1 / layers when the stats carry no per-layer probes.
-double retention_layer_share(const calibration::CalibrationStats& s, int layer, int column, double kept_ratio,
-                             double ceiling) {
+// (e2e_layer_retention_kl), or 1 / layers each when the stats carry no per-layer probes.
+std::vector<double> retention_layer_shares(const calibration::CalibrationStats& s, int column, double kept_ratio,
+                                           double ceiling) {
   const auto* t = find_tensor(s, "e2e_layer_retention_kl");
-  if (!t) return 1.0 / layers_of(s);
+  std::vector<double> damage(static_cast<std::size_t>(layers_of(s)), 0.0);
+  if (!t) return normalized_shares(std::move(damage));
   const auto& ratios_t = *find_tensor(s, "e2e_layer_keep_ratios");
   const std::int64_t R = ratios_t.shape.at(0);
   const std::vector<double> xs(ratios_t.data.begin(), ratios_t.data.end());
-  double sum = 0, mine = 0;
+  std::vector<double> ys(static_cast<std::size_t>(R));
   for (int l = 0; l < layers_of(s); ++l) {
-    std::vector<double> ys(R);
     for (std::int64_t r = 0; r < R; ++r) ys[r] = t->data[(static_cast<std::int64_t>(l) * kPolicies + column) * R + r];
-    const double damage = unsaturate(interpolate_drop_curve(xs, ys, kept_ratio), ceiling);
-    sum += damage;
-    if (l == layer) mine = damage;
+    damage[l] = unsaturate(interpolate_drop_curve(xs, ys, kept_ratio), ceiling);
   }
-  return sum > 0 ? mine / sum : 1.0 / layers_of(s);
+  return normalized_shares(std::move(damage));
 }
 
+// The end-to-end prices of one stats object, memoised for one search: each price
+// below loops over every layer or probe row, and a search asks for the same few
+// (pair, policy, kept fraction) settings once per candidate per layer (an 80-layer
+// joint search asks ~700k times).
+class EndToEndPrices {
+ public:
+  explicit EndToEndPrices(const calibration::CalibrationStats& s)
+      : s_(s), ceiling_(e2e_kl_ceiling(s)), quant_(*find_tensor(s, "e2e_quant_kl")), rank_(*find_tensor(s, "e2e_rank_kl")) {}
+
+  double ceiling() const { return ceiling_; }
+  double quant_kl(int k, int v) {
+    return memo(quant_kl_, {k, v, 0, 0.0}, [&] { return e2e_quant_kl(s_, quant_, k, v); });
+  }
+  double quant_share(int layer, int k, int v) {
+    auto it = quant_share_.find({k, v});
+    if (it == quant_share_.end()) {
+      // Each layer's share of the pair's uniform KL: its squared proxy error (the
+      // per-layer stats) over the sum of all layers'.
+      std::vector<double> squared(static_cast<std::size_t>(layers_of(s_)));
+      for (int l = 0; l < layers_of(s_); ++l) squared[l] = std::pow(predicted_quant_error(s_, l, k, v), 2);
+      it = quant_share_.emplace(std::make_pair(k, v), normalized_shares(std::move(squared))).first;
+    }
+    return it->second[static_cast<std::size_t>(layer)];
+  }
+  double retention_added(bool blocked, int k, int v, int column, double ratio) {
+    return memo(added_, {blocked ? k : 16, blocked ? v : 16, column + (blocked ? kPolicies : 0), ratio},
+                [&] { return e2e_retention_kl(s_, blocked, k, v, column, ratio); });
+  }
+  double retention_share(int layer, int column, double ratio) {
+    auto it = retention_share_.find({column, ratio});
+    if (it == retention_share_.end()) {
+      it = retention_share_.emplace(std::make_pair(column, ratio), retention_layer_shares(s_, column, ratio, ceiling_))
+               .first;
+    }
+    return it->second[static_cast<std::size_t>(layer)];
+  }
+  double rank_kl(int rank) {
+    return memo(rank_kl_, {rank, 0, 0, 0.0}, [&] { return e2e_rank_kl(s_, rank_, rank); });
+  }
+
+ private:
+  using Key = std::tuple<int, int, int, double>;
+  template <typename F>
+  static double memo(std::map<Key, double>& table, const Key& key, F compute) {
+    auto it = table.find(key);
+    if (it == table.end()) it = table.emplace(key, compute()).first;
+    return it->second;
+  }
+
+  const calibration::CalibrationStats& s_;
+  double ceiling_;
+  const calibration::StatsTensor& quant_;
+  const calibration::StatsTensor& rank_;
+  std::map<Key, double> quant_kl_, added_, rank_kl_;
+  std::map<std::pair<int, int>, std::vector<double>> quant_share_;
+  std::map<std::pair<int, double>, std::vector<double>> retention_share_;
+};
+
+// `prices` is null when the stats carry no end-to-end probes (the proxy model).
 LayerErrorBreakdown layer_error(const ir::Module& m, const calibration::CalibrationStats& s, int layer,
-                                const ir::LayerPlan& p, const ErrorModel& model) {
+                                const ir::LayerPlan& p, const ErrorModel& model, EndToEndPrices* prices) {
   LayerErrorBreakdown b;
   const bool retains = p.retention.policy != ir::RetentionPolicy::Full && m.workload.context > 0;
   const bool low_rank = p.lowrank.sharing != ir::BasisSharing::None;
   const std::int64_t kept = retains ? ir::kept_tokens(p, m.workload.context) : m.workload.context;
   const double stats_ratio = retains ? stats_keep_ratio(s, kept, m.workload.context) : 1.0;
-  if (has_end_to_end_calibration(s)) {
+  if (prices) {
     // Damage units: the uniform setting's measured KL, unsaturated, times this layer's share of it.
-    const auto* quant = find_tensor(s, "e2e_quant_kl");
-    const auto* rank = find_tensor(s, "e2e_rank_kl");
-    const double ceiling = e2e_kl_ceiling(s);
+    const double ceiling = prices->ceiling();
     const bool quantized = p.key.bits < 16 || p.value.bits < 16;
-    const double quant_kl = quantized ? e2e_quant_kl(s, *quant, p.key.bits, p.value.bits) : 0.0;
-    if (quantized)
-      b.quant = unsaturate(quant_kl, ceiling) *
-                layer_share(s, layer, [&](int l) { return predicted_quant_error(s, l, p.key.bits, p.value.bits); });
+    const double quant_kl = quantized ? prices->quant_kl(p.key.bits, p.value.bits) : 0.0;
+    if (quantized) b.quant = unsaturate(quant_kl, ceiling) * prices->quant_share(layer, p.key.bits, p.value.bits);
     if (retains) {
       const double ratio = static_cast<double>(kept) / static_cast<double>(m.workload.context);
       // A layer with an fp16 tail and token blocks (quantized or low-rank) evicts whole blocks.
       const bool blocked = ir::tail_capacity(p) > 0;
+      const int column = policy_column(p.retention.policy);
       // What eviction adds on top of the layer's precision, measured with that precision.
-      const double added =
-          e2e_retention_kl(s, blocked, p.key.bits, p.value.bits, policy_column(p.retention.policy), ratio);
+      const double added = prices->retention_added(blocked, p.key.bits, p.value.bits, column, ratio);
       b.retention = (unsaturate(quant_kl + added, ceiling) - unsaturate(quant_kl, ceiling)) *
-                    retention_layer_share(s, layer, policy_column(p.retention.policy), ratio, ceiling);
+                    prices->retention_share(layer, column, ratio);
     }
-    if (low_rank)
-      b.rank = unsaturate(e2e_rank_kl(s, *rank, p.lowrank.rank), ceiling) / layers_of(s);
+    if (low_rank) b.rank = unsaturate(prices->rank_kl(p.lowrank.rank), ceiling) / layers_of(s);
     b.weight = model.weight(layer);
     b.total = b.weight * (b.quant + b.retention + b.rank);
     return b;
@@ -379,8 +430,10 @@ PlanErrorPrediction predict_plan_error(const ir::Module& plan, const calibration
                                        const ErrorModel& model) {
   calibration::check_stats_match_model(stats, plan.model, "calibration stats");
   PlanErrorPrediction out;
+  std::optional<EndToEndPrices> prices;
+  if (has_end_to_end_calibration(stats)) prices.emplace(stats);
   for (std::size_t i = 0; i < plan.layers.size(); ++i) {
-    out.layers.push_back(layer_error(plan, stats, static_cast<int>(i), plan.layers[i], model));
+    out.layers.push_back(layer_error(plan, stats, static_cast<int>(i), plan.layers[i], model, prices ? &*prices : nullptr));
     out.total += out.layers.back().total;
   }
   return out;
@@ -461,6 +514,8 @@ std::vector<std::vector<CostEntry>> build_cost_tables(const ir::Module& m, const
                                                       const CandidateSpace& space, const ErrorModel& model) {
   calibration::check_stats_match_model(s, m.model, "calibration stats");
   std::vector<std::vector<CostEntry>> tables(m.layers.size());
+  std::optional<EndToEndPrices> prices;
+  if (has_end_to_end_calibration(s)) prices.emplace(s);
   ir::Module scratch = m;
   std::vector<ir::RetentionPolicy> policies = {ir::RetentionPolicy::Full};
   for (auto p : space.policies)
@@ -484,7 +539,7 @@ std::vector<std::vector<CostEntry>> build_cost_tables(const ir::Module& m, const
             CostEntry e;
             e.choice = c;
             e.bytes = ir::layer_bytes(scratch, layer).total();
-            e.error = layer_error(scratch, s, layer, p, model).total;
+            e.error = layer_error(scratch, s, layer, p, model, prices ? &*prices : nullptr).total;
             tables[l].push_back(e);
           }
         }

@@ -9,6 +9,7 @@
 #include "frontend/spec.h"
 #include "ir/layout.h"
 #include "ir/verifier.h"
+#include "passes/cost_model.h"
 #include "passes/pass_manager.h"
 #include "test_support/synthetic_stats.h"
 #include "test_support/test_data.h"
@@ -26,7 +27,12 @@ TEST(Plan80Layers, GeneratedStatsAreValid) {
 
 TEST(Plan80Layers, EverySearchPassFitsTheBudget) {
   const frontend::Spec spec = frontend::load_spec(kvc::testing::source_dir() + "/specs/llama-3.1-70b.yaml");
-  auto stats = std::make_shared<const calibration::CalibrationStats>(kvc::testing::synthetic_stats(spec.model));
+  // Both pricings: the per-layer proxies, and the end-to-end probes real calibrations carry.
+  for (bool end_to_end : {false, true}) {
+  kvc::testing::SyntheticStatsOptions options;
+  options.end_to_end_probes = end_to_end;
+  auto stats = std::make_shared<const calibration::CalibrationStats>(kvc::testing::synthetic_stats(spec.model, options));
+  ASSERT_EQ(has_end_to_end_calibration(*stats), end_to_end);
   int ran = 0;
   for (const char* name : {"prefixkv", "cake", "xkv", "kvtuner", "joint"}) {
     bool registered = false;
@@ -43,6 +49,7 @@ TEST(Plan80Layers, EverySearchPassFitsTheBudget) {
     EXPECT_EQ(static_cast<int>(m.layers.size()), 80) << name;
   }
   EXPECT_GE(ran, 3);
+  }
 }
 
 }  // namespace

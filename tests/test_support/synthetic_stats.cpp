@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace kvc::testing {
 namespace {
@@ -27,6 +29,64 @@ calibration::StatsTensor make_tensor(std::vector<std::int64_t> shape) {
   std::int64_t n = 1;
   for (std::int64_t e : shape) n *= e;
   return {std::move(shape), std::vector<float>(static_cast<std::size_t>(n), 0.0f)};
+}
+
+// The e2e_* tensors, shaped as search/error_probes.cpp stores them: KL of a uniform
+// pair ~ 0.02 * 2^((16 - K - V) / 2); eviction to kept fraction r adds
+// c_policy * (1 - r)^2 (StreamingLLM worst, SnapKV best), more on quantized layers;
+// one layer evicting alone costs its share (by sensitivity) of the uniform KL.
+void add_end_to_end_probes(calibration::CalibrationStats& stats, const std::vector<double>& sensitivity) {
+  const int L = stats.meta.model.layers, d = stats.meta.model.head_dim;
+  const std::vector<std::pair<int, int>> pairs = {{8, 8}, {8, 4}, {4, 8}, {4, 4}, {4, 2}, {2, 4}, {2, 2}, {3, 3}};
+  const double policy_scale[3] = {3.0, 2.0, 1.5};
+  const std::vector<float> ratios = {1.0f / 32, 1.0f / 16, 1.0f / 8, 1.0f / 4, 1.0f / 2, 3.0f / 4};
+  const std::vector<float> quantized_ratios = {1.0f / 8, 1.0f / 4, 1.0f / 2, 3.0f / 4};
+  const std::vector<float> layer_ratios = {1.0f / 16, 1.0f / 4, 1.0f / 2};
+  auto evict_kl = [&](int policy, double r) { return policy_scale[policy] * (1 - r) * (1 - r); };
+  auto pair_kl = [](int k, int v) { return 0.02 * std::pow(2.0, (16.0 - k - v) / 2.0); };
+  const auto Q = static_cast<std::int64_t>(pairs.size());
+
+  calibration::StatsTensor quant = make_tensor({Q, 3});
+  for (std::size_t q = 0; q < pairs.size(); ++q) {
+    quant.data[q * 3] = static_cast<float>(pairs[q].first);
+    quant.data[q * 3 + 1] = static_cast<float>(pairs[q].second);
+    quant.data[q * 3 + 2] = static_cast<float>(pair_kl(pairs[q].first, pairs[q].second));
+  }
+  calibration::StatsTensor retention = make_tensor({3, static_cast<std::int64_t>(ratios.size())});
+  for (int p = 0; p < 3; ++p)
+    for (std::size_t r = 0; r < ratios.size(); ++r) retention.data[p * ratios.size() + r] = static_cast<float>(evict_kl(p, ratios[r]));
+  calibration::StatsTensor quantized = make_tensor({Q, 3, static_cast<std::int64_t>(quantized_ratios.size())});
+  for (std::int64_t q = 0; q < Q; ++q)
+    for (int p = 0; p < 3; ++p)
+      for (std::size_t r = 0; r < quantized_ratios.size(); ++r)
+        quantized.data[(q * 3 + p) * quantized_ratios.size() + r] =
+            static_cast<float>(1.2 * evict_kl(p, quantized_ratios[r]));
+  calibration::StatsTensor rank = make_tensor({3, 2});
+  for (int i = 0; i < 3; ++i) {
+    const int r = std::max(1, (i + 1) * d / 4);
+    rank.data[i * 2] = static_cast<float>(r);
+    rank.data[i * 2 + 1] = static_cast<float>(2.0 * (1.0 - static_cast<double>(r) / d));
+  }
+  double total_sensitivity = 0;
+  for (double s : sensitivity) total_sensitivity += s;
+  calibration::StatsTensor layer = make_tensor({L, 3, static_cast<std::int64_t>(layer_ratios.size())});
+  for (int l = 0; l < L; ++l)
+    for (int p = 0; p < 3; ++p)
+      for (std::size_t r = 0; r < layer_ratios.size(); ++r)
+        layer.data[(static_cast<std::size_t>(l) * 3 + p) * layer_ratios.size() + r] =
+            static_cast<float>(evict_kl(p, layer_ratios[r]) * sensitivity[l] / total_sensitivity);
+
+  auto vector_tensor = [](const std::vector<float>& v) {
+    return calibration::StatsTensor{{static_cast<std::int64_t>(v.size())}, v};
+  };
+  stats.tensors["e2e_quant_kl"] = std::move(quant);
+  stats.tensors["e2e_keep_ratios"] = vector_tensor(ratios);
+  stats.tensors["e2e_retention_kl"] = std::move(retention);
+  stats.tensors["e2e_keep_ratios_quantized"] = vector_tensor(quantized_ratios);
+  stats.tensors["e2e_retention_quantized_kl"] = std::move(quantized);
+  stats.tensors["e2e_rank_kl"] = std::move(rank);
+  stats.tensors["e2e_layer_keep_ratios"] = vector_tensor(layer_ratios);
+  stats.tensors["e2e_layer_retention_kl"] = std::move(layer);
 }
 
 }  // namespace
@@ -164,6 +224,7 @@ calibration::CalibrationStats synthetic_stats(const ir::ModelShape& model, const
       error[static_cast<std::size_t>(l) * (width + 1) + width] = 0.0f;
     }
   }
+  if (options.end_to_end_probes) add_end_to_end_probes(stats, sensitivity);
   return stats;
 }
 

@@ -12,7 +12,13 @@
 //   * quantization errors fall with bits (keys weigh more than values), scaled by
 //     a per-layer sensitivity;
 //   * key spectra are descending (exponential decay, a per-layer rate) and the
-//     rank-error tables are computed from them exactly.
+//     rank-error tables are computed from them exactly;
+//   * with `end_to_end_probes`, the e2e_* tensors `kvc calibrate` measures (the cost
+//     model's end-to-end pricing, passes/cost_model.h) with the shapes a real
+//     calibration gives, single-layer retention probes included: KL grows as bits
+//     and kept fractions fall, and single-layer eviction hurts in proportion to the
+//     layer's sensitivity. This is the path real calibrated stats take, so it is
+//     the one to time at 80 layers.
 // Nothing here is a quality claim about a real model.
 #include <cstdint>
 
@@ -26,6 +32,7 @@ struct SyntheticStatsOptions {
   int length = 256;  // prompt = 3/4, decode the rest
   int prefix_points = 64;
   int max_group = 4;
+  bool end_to_end_probes = false;
 };
 
 calibration::CalibrationStats synthetic_stats(const ir::ModelShape& model, const SyntheticStatsOptions& options = {});
