@@ -18,6 +18,7 @@
 #include "backends/reference/quantize.h"
 #include "ir/printer.h"
 #include "kvc.h"
+#include "runtime/jit_kernels.h"
 #include "runtime/plan_builders.h"
 #include "runtime/status_error.h"
 #include "runtime/store.h"
@@ -368,3 +369,31 @@ TEST(JitDispatchCApi, BadConfigsAreErrors) {
 
 }  // namespace
 }  // namespace kvc
+
+namespace kvc::runtime {
+namespace {
+
+// Runtimes of the same plan share the process's JIT: the second one runs the very
+// code the first compiled (kvc eval creates one runtime per sequence), and its
+// statistics still describe the plan's kernels.
+TEST(JitKernelsSharing, RuntimesOfOnePlanReuseTheCompiledKernels) {
+  using testing::kivi_layer;
+  using testing::runtime_module;
+  const ir::Module m =
+      runtime_module(32, 2, 2, 256, 1, {kivi_layer(4, 2, 32, 32), kivi_layer(4, 2, 32, 32), kivi_layer(8, 8, 32, 32)});
+  const JitKernels first(m, ir::KernelIsa::Scalar), second(m, ir::KernelIsa::Scalar);
+  for (int l = 0; l < 3; ++l) {
+    EXPECT_EQ(first.layer(l).attend, second.layer(l).attend) << l;
+    EXPECT_EQ(first.layer(l).append, second.layer(l).append) << l;
+    EXPECT_EQ(first.layer(l).attend_name, second.layer(l).attend_name) << l;
+  }
+  EXPECT_EQ(first.layer(0).attend, first.layer(1).attend);
+  EXPECT_NE(first.layer(0).attend, first.layer(2).attend);
+  EXPECT_EQ(second.attend_kernels(), 2);
+  EXPECT_EQ(second.append_kernels(), 2);
+  EXPECT_EQ(second.compile_ms(), first.compile_ms());
+  EXPECT_GT(second.compile_ms(), 0.0);
+}
+
+}  // namespace
+}  // namespace kvc::runtime
