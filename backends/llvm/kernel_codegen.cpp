@@ -551,32 +551,44 @@ class KernelGen {
     // nv token vectors per pass over the channels (g * nv accumulators): each
     // broadcast q_c s_c serves nv vectors of tokens.
     const int tw = largest_pow2_lanes(w_, bt_);
-    // 8-bit codes: one vector per pass measured faster (the wider pass spills).
-    const int nv = f.bits == 8 ? 1 : largest_pow2_lanes(std::max(1, 16 / g_), bt_ / tw);
+    const int nv = largest_pow2_lanes(std::max(1, 16 / g_), bt_ / tw);
+    // P interleaved sets of accumulators, one per channel residue mod P, summed at
+    // the end: g * nv chains alone (4 for g = 4 at 8 bits, as it was) left the
+    // FMAs waiting on their own latency; 2 FMA pipes x 4 cycles want >= 8 chains.
+    int sets = 1;
+    while (sets < 4 && kd_ % (sets * 2) == 0 && g_ * nv * sets * 2 <= 16) sets *= 2;
     loop(c64(0), c64(bt_), static_cast<std::int64_t>(tw) * nv, [&](Value* t) {
-      std::vector<Value*> acc;  // [h * nv + v]
-      for (int h = 0; h < g_; ++h)
-        for (int v = 0; v < nv; ++v) {
-          acc.push_back(var(vf(tw), "score"));
-          set(acc.back(), splat(base[h], tw));
-        }
-      loop(c64(0), c64(kd_), 1, [&](Value* c) {
-        if (prefetch) prefetch(c);
-        Value* rowp = gep_b(codes, b_.CreateMul(c, c64(row)));
-        std::vector<Value*> k;
-        for (int v = 0; v < nv; ++v) k.push_back(unpack(rowp, add(t, c64(static_cast<std::int64_t>(v) * tw)), tw, f.bits, row));
-        for (int h = 0; h < g_; ++h) {
-          Value* qsc = splat(load_f(gep_f(qsc_, add(c, c64(static_cast<std::int64_t>(h) * kd_)))), tw);
+      std::vector<Value*> acc;  // [(p * g + h) * nv + v]
+      for (int p = 0; p < sets; ++p)
+        for (int h = 0; h < g_; ++h)
           for (int v = 0; v < nv; ++v) {
-            Value* a = acc[static_cast<std::size_t>(h * nv + v)];
-            set(a, fma(qsc, k[static_cast<std::size_t>(v)], get(a, vf(tw))));
+            acc.push_back(var(vf(tw), "score"));
+            set(acc.back(), p == 0 ? splat(base[h], tw) : llvm::Constant::getNullValue(vf(tw)));
+          }
+      loop(c64(0), c64(kd_), sets, [&](Value* c0) {
+        for (int p = 0; p < sets; ++p) {
+          Value* c = add(c0, c64(p));
+          if (prefetch) prefetch(c);
+          Value* rowp = gep_b(codes, b_.CreateMul(c, c64(row)));
+          std::vector<Value*> k;
+          for (int v = 0; v < nv; ++v)
+            k.push_back(unpack(rowp, add(t, c64(static_cast<std::int64_t>(v) * tw)), tw, f.bits, row));
+          for (int h = 0; h < g_; ++h) {
+            Value* qsc = splat(load_f(gep_f(qsc_, add(c, c64(static_cast<std::int64_t>(h) * kd_)))), tw);
+            for (int v = 0; v < nv; ++v) {
+              Value* a = acc[static_cast<std::size_t>((p * g_ + h) * nv + v)];
+              set(a, fma(qsc, k[static_cast<std::size_t>(v)], get(a, vf(tw))));
+            }
           }
         }
-      }, nv >= 2 ? 2 : 4);
+      }, sets >= 2 ? 1 : (nv >= 2 ? 2 : 4));
       for (int h = 0; h < g_; ++h)
-        for (int v = 0; v < nv; ++v)
-          store_v(get(acc[static_cast<std::size_t>(h * nv + v)], vf(tw)),
-                  gep_f(srow(h), add(t, c64(static_cast<std::int64_t>(v) * tw))));
+        for (int v = 0; v < nv; ++v) {
+          Value* sum = get(acc[static_cast<std::size_t>(h * nv + v)], vf(tw));
+          for (int p = 1; p < sets; ++p)
+            sum = b_.CreateFAdd(sum, get(acc[static_cast<std::size_t>((p * g_ + h) * nv + v)], vf(tw)));
+          store_v(sum, gep_f(srow(h), add(t, c64(static_cast<std::int64_t>(v) * tw))));
+        }
     });
   }
 
