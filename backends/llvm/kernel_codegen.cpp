@@ -13,7 +13,6 @@
 #include <llvm/IR/IntrinsicsX86.h>
 #include <llvm/IR/Metadata.h>
 #include <llvm/IR/Module.h>
-#include <llvm/TargetParser/Host.h>
 
 #include "ir/layout.h"
 #include "support/diagnostics.h"
@@ -36,18 +35,6 @@ constexpr int kChunkTokens = 32;
 // memory latencies' worth of one core's bandwidth, and well inside L2.
 constexpr std::int64_t kPrefetchBytes = 16384;
 
-// Whether int8 dot products may use AVX-512 VNNI (vpdpbusd). Kernels are compiled
-// for the host's features (see llvm_target), so the host decides; without VNNI the
-// same integer sums are written in plain IR, which gives identical results.
-bool host_has_vnni() {
-  static const bool has = [] {
-    const llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
-    auto it = features.find("avx512vnni");
-    return it != features.end() && it->second;
-  }();
-  return has;
-}
-
 int largest_pow2_lanes(int limit, int must_divide) {
   int w = 1;
   while (w * 2 <= limit && must_divide % (w * 2) == 0) w *= 2;
@@ -59,7 +46,7 @@ enum ArgField { kBlocks, kNBlocks, kTailK, kTailV, kNTail, kQ, kBasis, kOut, kPr
 
 class KernelGen {
  public:
-  KernelGen(llvm::Module& m, const ir::KernelSpec& s)
+  KernelGen(llvm::Module& m, const ir::KernelSpec& s, bool vnni)
       : ctx_(m.getContext()), mod_(m), s_(s), b_(ctx_) {
     f32_ = b_.getFloatTy();
     f16_ = b_.getHalfTy();
@@ -75,7 +62,7 @@ class KernelGen {
     g_ = s.g;
     bt_ = s.token_block;
     sbuf_stride_ = round_up(std::max(bt_, kChunkTokens), std::max(w_, 16));
-    use_vnni_ = s.int8_dot && s.isa == ir::KernelIsa::Avx512 && host_has_vnni();
+    use_vnni_ = s.int8_dot && s.isa == ir::KernelIsa::Avx512 && vnni;
     llvm::FastMathFlags fmf;
     fmf.setAllowContract(true);
     fmf.setAllowReassoc(true);
@@ -956,11 +943,11 @@ class KernelGen {
 
 }  // namespace
 
-void add_kernel_functions(llvm::Module& module, const ir::KernelSpec& spec) {
+void add_kernel_functions(llvm::Module& module, const ir::KernelSpec& spec, bool vnni) {
   if (spec.isa == ir::KernelIsa::Host) throw Error("internal: kernel isa must be resolved before code generation");
   ir::validate(spec);
   const std::string name = ir::kernel_name(spec);
-  KernelGen gen(module, spec);
+  KernelGen gen(module, spec, vnni);
   Function* body = gen.emit_body(name + "_body");
   gen.emit_full(name, body);
   gen.emit_partial(name + "_partial", body);

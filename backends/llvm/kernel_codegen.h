@@ -16,7 +16,9 @@ class Module;
 namespace kvc::llvm_backend {
 
 // `spec.isa` must already be resolved (not Host): it sets the vector width.
-// Adds both functions to `module`.
-void add_kernel_functions(llvm::Module& module, const ir::KernelSpec& spec);
+// `vnni`: whether the CPU the code is for has AVX-512 VNNI; int8-dot AVX-512 kernels
+// then use vpdpbusd, else they write the same integer sums in plain IR (identical
+// results). Adds both functions to `module`.
+void add_kernel_functions(llvm::Module& module, const ir::KernelSpec& spec, bool vnni);
 
 }  // namespace kvc::llvm_backend

@@ -93,7 +93,8 @@ struct KernelJit::Impl {
 
   void compile(const std::vector<ir::KernelSpec>& specs) {
     const auto start = std::chrono::steady_clock::now();
-    add_modules(specs, add_kernel_functions);
+    static const bool vnni = cpu_has_feature(resolve_cpu("native"), "avx512vnni");
+    add_modules(specs, [](llvm::Module& m, const ir::KernelSpec& s) { add_kernel_functions(m, s, vnni); });
     std::vector<std::unique_ptr<CompiledKernel>> built;
     for (const auto& s : specs) {
       auto k = std::make_unique<CompiledKernel>();

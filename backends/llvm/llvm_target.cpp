@@ -106,6 +106,12 @@ bool cpu_supports(const CpuTarget& cpu, ir::KernelIsa isa) {
   return false;
 }
 
+bool cpu_has_feature(const CpuTarget& cpu, const std::string& feature) {
+  const auto& features = cpu_features(cpu);
+  auto it = features.find(feature);
+  return it != features.end() && it->second;
+}
+
 bool host_supports(ir::KernelIsa isa) { return cpu_supports(host_cpu(), isa); }
 
 ir::KernelIsa best_isa(const CpuTarget& cpu) {

@@ -27,6 +27,9 @@ struct CpuTarget {
 // machine's target, else kvc::Error on the field target.cpu.
 CpuTarget resolve_cpu(const std::string& cpu);
 bool cpu_supports(const CpuTarget& cpu, ir::KernelIsa isa);
+// Whether the CPU has an LLVM feature ("avx512vnni"): the host's detected features,
+// or a named CPU's from LLVM's table.
+bool cpu_has_feature(const CpuTarget& cpu, const std::string& feature);
 // Avx512 when the CPU has avx512f/bw/vl/dq (+fma, f16c), Avx2 when it has avx2+fma+f16c, else Scalar.
 ir::KernelIsa best_isa(const CpuTarget& cpu);
 // Host -> best_isa(cpu); any other isa when the CPU can run it, else kvc::Error (field "isa").

@@ -59,8 +59,9 @@ void write_object(const std::vector<ir::KernelSpec>& specs, const std::vector<ir
   mod.setDataLayout(tm->createDataLayout());
   mod.setTargetTriple(tm->getTargetTriple().str());
   bool all_scalar = true;
+  const bool vnni = cpu_has_feature(cpu, "avx512vnni");
   for (const auto& s : specs) {
-    add_kernel_functions(mod, s);
+    add_kernel_functions(mod, s, vnni);
     for (llvm::Function& f : mod)
       if (!f.isDeclaration() && !f.hasFnAttribute("target-features")) set_isa_attributes(f, s.isa, cpu);
     all_scalar = all_scalar && s.isa == ir::KernelIsa::Scalar;
@@ -183,6 +184,7 @@ EmittedFiles emit_object(const std::vector<ir::KernelSpec>& specs, const std::ve
   std::vector<ir::KernelSpec> resolved;
   for (ir::KernelSpec s : specs) {
     s.isa = resolve_isa_for(cpu, s.isa == ir::KernelIsa::Host ? options.isa : s.isa);
+    if (options.int8_dot) s.int8_dot = ir::supports_int8_dot(s);
     ir::validate(s);
     for (const auto& r : resolved)
       if (ir::kernel_name(r) == ir::kernel_name(s))

@@ -299,6 +299,30 @@ TEST(AotObject, NamedCpuChoosesItsOwnIsaNotTheHosts) {
   std::filesystem::remove_all(dir);
 }
 
+// Whether VNNI may be used comes from the CPU the object is for, not from this
+// machine: skylake-avx512 has AVX-512 but no VNNI, so its int8-dot kernel must be
+// built from plain integer vector code (asking it for vpdpbusd aborts LLVM's
+// instruction selection); cascadelake has VNNI.
+TEST(AotObject, Int8DotKernelsFollowTheNamedCpusVnni) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                                    ("kvc_aot_i8_test_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  EmitOptions options;
+  options.int8_dot = true;
+  for (const char* cpu : {"skylake-avx512", "cascadelake", "x86-64-v3"}) {
+    options.cpu = cpu;
+    const EmittedFiles files = emit_object({k4v2_spec()}, {0}, dir.string(), options);
+    ASSERT_EQ(files.symbols.size(), 1u) << cpu;
+    const std::string isa = std::string(cpu) == "x86-64-v3" ? "avx2" : "avx512";
+    EXPECT_EQ(files.symbols[0], "kvc_attend_k4pc32_v2pt32_d64_g2_i8_" + isa) << cpu;
+    EXPECT_GT(std::filesystem::file_size(files.object_path), 0u) << cpu;
+    std::ifstream h(files.header_path);
+    const std::string header((std::istreambuf_iterator<char>(h)), std::istreambuf_iterator<char>());
+    EXPECT_NE(header.find(files.symbols[0]), std::string::npos) << cpu;
+  }
+  std::filesystem::remove_all(dir);
+}
+
 TEST(AotObject, UnknownCpuIsAnErrorOnTargetCpuAndLeavesNothing) {
   const std::filesystem::path dir = std::filesystem::temp_directory_path() /
                                     ("kvc_aot_badcpu_test_" + std::to_string(::getpid()));

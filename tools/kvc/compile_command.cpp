@@ -44,6 +44,7 @@ struct CompileOptions {
   std::string pipeline;
   bool print_after_all = false;
   bool time_passes = false;
+  bool int8_dot = false;
 };
 
 // A pass's error about a spec field carries no position; point it at the field in the spec.
@@ -84,10 +85,11 @@ void time_jit_kernels(const ir::Module& module, std::ostream& out) {
 
 // DIR/kernels.o + DIR/kvc_kernels.h for the plan, for target.cpu.
 llvm_backend::EmittedFiles emit_kernels(const ir::Module& module, const frontend::Spec& spec, const std::string& dir,
-                                        bool time_it) {
+                                        bool time_it, bool int8_dot) {
   const ir::LoweredKernels lowered = ir::lower_module(module);
   llvm_backend::EmitOptions options;
   options.cpu = spec.target.cpu;
+  options.int8_dot = int8_dot;
   const auto t0 = std::chrono::steady_clock::now();
   llvm_backend::EmittedFiles files = llvm_backend::emit_object(lowered.specs, lowered.layer_kernel, dir, options);
   if (time_it)
@@ -97,6 +99,8 @@ llvm_backend::EmittedFiles emit_kernels(const ir::Module& module, const frontend
 }
 
 int compile(const CompileOptions& o) {
+  if (o.int8_dot && !emits(o, "obj"))
+    throw Error({}, "--int8-dot", "--int8-dot chooses how --emit obj compiles the kernels: add --emit obj -o DIR");
   if (emits(o, "obj") && o.out_dir.empty())
     throw Error({}, "--emit", "--emit obj writes kernels.o and kvc_kernels.h into a folder: give it with -o DIR");
   const frontend::Spec spec = frontend::load_spec(o.spec);
@@ -129,7 +133,7 @@ int compile(const CompileOptions& o) {
     std::optional<llvm_backend::EmittedFiles> kernels;
     if (emits(o, "obj")) {
       try {
-        kernels = emit_kernels(module, spec, o.out_dir, o.time_passes);
+        kernels = emit_kernels(module, spec, o.out_dir, o.time_passes, o.int8_dot);
       } catch (const Error& e) {
         throw locate_in_spec(e, spec, false);
       }
@@ -207,6 +211,9 @@ CommandRunner add_compile_command(CLI::App& app) {
                   "kvc_kernels.h (their declarations and a layer -> kernel table); see examples/aot")
       ->delimiter(',')
       ->check(CLI::IsMember({"report", "plan", "ir", "obj"}));
+  cmd->add_flag("--int8-dot", o->int8_dot,
+                "With --emit obj: compile every kernel whose keys allow it with the int8-dot option (integer key "
+                "scores, symbols ending in _i8; its KL cost: README). AVX-512 VNNI when target.cpu has it");
   cmd->add_flag("--json", o->json, "Print the plan report as one JSON object (fields: README.md)");
   std::string pass_list;
   for (const auto& info : passes::pass_registry()) pass_list += "\n  " + info.name + ": " + info.description;
