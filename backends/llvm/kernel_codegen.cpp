@@ -912,7 +912,7 @@ class KernelGen {
           scores_per_channel(blk, [&](Value* c) {
             // Channel c prefetches its share of the lines of block b + ahead.
             Value* next = block_ptr(clamp_block(add(b, c64(ahead))));
-            const std::int64_t per = ((blk_bytes + 63) / 64 + kd_ - 1) / kd_;
+            const std::int64_t per = ((k_section + 63) / 64 + kd_ - 1) / kd_;
             for (std::int64_t j = 0; j < per; ++j)
               prefetch_line(gep_b(next, b_.CreateMul(add(b_.CreateMul(c, c64(per)), c64(j)), c64(64))));
           });
@@ -926,7 +926,20 @@ class KernelGen {
           values_per_channel(vsec, acc);
         else
           values_token_major(s_.value, c64(bt_), acc,
-                             [&](Value* i) { return gep_b(vsec, b_.CreateMul(i, c64(v_tok))); });
+                             [&](Value* i) { return gep_b(vsec, b_.CreateMul(i, c64(v_tok))); },
+                             [&](Value* i, Value* c0) {
+                               // Token i of each channel block prefetches its share of the value lines of block b + ahead.
+                               const std::int64_t v_lines = (blk_bytes - k_section + 63) / 64;
+                               const std::int64_t per = (v_lines + bt_ * value_blocks() - 1) / (bt_ * value_blocks());
+                               Value* k = b_.CreateUDiv(c0, c64(d_ / value_blocks()));
+                               Value* slot = add(b_.CreateMul(k, c64(bt_)), i);
+                               Value* next = gep_b(block_ptr(clamp_block(add(b, c64(ahead)))), c64(k_section));
+                               for (std::int64_t j = 0; j < per; ++j) {
+                                 Value* line = add(b_.CreateMul(slot, c64(per)), c64(j));
+                                 if_true(b_.CreateICmpSLT(line, c64(v_lines)),
+                                         [&] { prefetch_line(gep_b(next, b_.CreateMul(line, c64(64)))); });
+                               }
+                             });
       });
     }
     // The fp16 tail: full-dimension keys (never low rank), dotted with the unprojected query.
