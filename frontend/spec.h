@@ -26,7 +26,7 @@ struct RetentionSearch {
   std::string method = "none";  // none | streamingllm | h2o | snapkv | cake | prefixkv
   int sink = 4;
   int window = 32;
-  int pool = 7;        // SnapKV pooling kernel
+  int pool = 0;        // pooling kernel (odd); 0 = the method's own: SnapKV max-pool 7, CAKE average-pool 5
   double gamma = 0.0;  // CAKE variance weight
 };
 

@@ -60,7 +60,7 @@ struct Retention {
   std::int64_t budget = 0;  // tokens kept per sequence (including sink and window); 0 with Full
   int sink = 0;             // StreamingLLM / H2O: leading tokens always kept
   int window = 0;           // recent tokens always kept (StreamingLLM, H2O) or observation window (SnapKV, CAKE)
-  int pool = 0;             // SnapKV: max-pool kernel over neighbouring positions (odd; 1 = none)
+  int pool = 0;             // SnapKV: max-pool, CAKE: average-pool kernel over neighbouring positions (odd; 1 = none)
   double gamma = 0.0;       // CAKE: weight of the variance term
   bool operator==(const Retention&) const = default;
 };

@@ -64,7 +64,7 @@ std::string format_retention(const Retention& r) {
   if (p != RetentionPolicy::Full || r.budget != 0) add("budget", std::to_string(r.budget));
   if (uses_sink(p) || r.sink != 0) add("sink", std::to_string(r.sink));
   if (uses_window(p) || r.window != 0) add("window", std::to_string(r.window));
-  if (p == RetentionPolicy::SnapKV || r.pool != 0) add("pool", std::to_string(r.pool));
+  if (p == RetentionPolicy::SnapKV || p == RetentionPolicy::CAKE || r.pool != 0) add("pool", std::to_string(r.pool));
   if (p == RetentionPolicy::CAKE || gamma_set) add("gamma", format_exact_double(r.gamma));
   std::string out = name_of(p, "keep");
   if (!params.empty()) out += "(" + params + ")";

@@ -200,6 +200,9 @@ class Checker {
       case RetentionPolicy::CAKE:
         if (r.window < 1) report(i, "keep.window", std::to_string(r.window) + ": cake observes at least 1 query");
         if (!std::isfinite(r.gamma) || r.gamma < 0) report(i, "keep.gamma", "must be a finite number >= 0");
+        if (r.pool < 1 || r.pool % 2 == 0) {
+          report(i, "keep.pool", std::to_string(r.pool) + ": the pooling kernel is odd and >= 1 (1 = no pooling)");
+        }
         break;
       case RetentionPolicy::Full: break;
     }

@@ -30,7 +30,7 @@
 //                   capacity) (the tail is never evicted) and budget <= workload.context.
 //   keep.sink, keep.window   streamingllm, h2o: both >= 0 and sink + window <= budget.
 //   keep.window     snapkv, cake: the observation window is >= 1 query.
-//   keep.pool       snapkv: odd and >= 1 (1 = no pooling), so the pooling is centred.
+//   keep.pool       snapkv, cake: odd and >= 1 (1 = no pooling), so the pooling is centred.
 //   keep.gamma      cake: finite and >= 0.
 //   rank            0 exactly when rank.sharing is none; otherwise 1 <= rank <= head_dim.
 //   rank.sharing, rank.source  named values.

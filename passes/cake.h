@@ -14,8 +14,9 @@
 // and cascades at prefill; here P_l comes from the calibration averages.
 //
 // Each layer's policy is RetentionPolicy::CAKE (mean + gamma * variance of the
-// observation window's attention) with the spec's window and gamma, or gamma = 200
-// (the CAKE code's default) when the spec leaves it at 0.
+// observation window's attention, average-pooled; at decode the current query's
+// attention, pooled the same way) with the spec's window, pool and gamma, or the CAKE
+// code's defaults (pool 5, gamma = 200) when the spec leaves them at 0.
 //
 // Precision is not this pass's knob: every layer gets the same (K bits, V bits), the
 // candidate whose fitting allocation has the lowest predicted error (cost_model.h).

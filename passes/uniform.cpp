@@ -58,8 +58,11 @@ ir::Retention retention_for(ir::RetentionPolicy policy, std::int64_t tokens, con
       r.sink = static_cast<int>(std::min<std::int64_t>(options.sink, tokens));
       r.window = static_cast<int>(std::min<std::int64_t>(options.window, tokens - r.sink));
       break;
-    case ir::RetentionPolicy::SnapKV: r.pool = options.pool; break;
-    case ir::RetentionPolicy::CAKE: r.gamma = options.gamma; break;
+    case ir::RetentionPolicy::SnapKV: r.pool = options.pool > 0 ? options.pool : kSnapKVPool; break;
+    case ir::RetentionPolicy::CAKE:
+      r.gamma = options.gamma;
+      r.pool = options.pool > 0 ? options.pool : kCakePool;
+      break;
     case ir::RetentionPolicy::Full: break;
   }
   return r;

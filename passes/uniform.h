@@ -27,6 +27,12 @@ std::optional<PrecisionPair> parse_precision_pair(const std::string& text);
 // token, value group clamped to head_dim, residual from the options) and full retention.
 void apply_uniform_precision(ir::Module& m, PrecisionPair pair, const frontend::PrecisionSearch& options);
 
+// The pooling kernels the methods' own code uses when the spec names none:
+// SnapKV max-pools over 7 neighbours (its LongBench setting), CAKE average-pools
+// over 5 (at prefill and at every decode re-score).
+inline constexpr int kSnapKVPool = 7;
+inline constexpr int kCakePool = 5;
+
 // The retention of one layer keeping `tokens` tokens under `policy`, with the spec's
 // sink, window, pool and gamma (sink and window come out of the token budget).
 ir::Retention retention_for(ir::RetentionPolicy policy, std::int64_t tokens, const frontend::RetentionSearch& options);

@@ -446,7 +446,7 @@ void LayerStore::finish_prefill(int slot) {
       s.heads[sz(h)].prefill_scores =
           plan_.retention.policy == ir::RetentionPolicy::SnapKV
               ? reference::snapkv_token_scores(keys.data(), prompt, head_dim_, w, plan_.retention.pool)
-              : reference::cake_token_scores(keys.data(), prompt, head_dim_, w, plan_.retention.gamma);
+              : reference::cake_token_scores(keys.data(), prompt, head_dim_, w, plan_.retention.gamma, plan_.retention.pool);
     }
   }
 
@@ -497,11 +497,12 @@ void LayerStore::attend_head(int slot, int h, const float* q, float* out) {
   args.probs = scores_ ? probs.data() : nullptr;
   kernel_->attend(args);
   if (!scores_) return;
+  // H2O adds this query's attention to each token's score; CAKE replaces the
+  // score by it, average-pooled over the held order (as the reference cache).
   const bool accumulate = plan_.retention.policy == ir::RetentionPolicy::H2O;
+  const std::vector<double> p = reference::decode_attention_scores(probs, g, n, accumulate ? 1 : plan_.retention.pool);
   auto update = [&](float& score, std::size_t t) {
-    double p = 0.0;
-    for (std::size_t j = 0; j < g; ++j) p += probs[j * n + t];
-    score = accumulate ? score + static_cast<float>(p) : static_cast<float>(p);
+    score = accumulate ? score + static_cast<float>(p[t]) : static_cast<float>(p[t]);
   };
   for (std::size_t i = 0; i < head.held.size(); ++i)
     for (std::size_t t = 0; t < sz(block_); ++t) update(block_scores(head.held[i].slot)[t], i * sz(block_) + t);

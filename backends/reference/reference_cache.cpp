@@ -298,7 +298,7 @@ void ReferenceLayerCache::end_prefill(std::span<const float> last_queries) {
       w.row_stride = static_cast<std::int64_t>(q_heads_) * head_dim_;
       head.prefill_scores = plan_.retention.policy == ir::RetentionPolicy::SnapKV
                                 ? snapkv_token_scores(keys.data(), prompt, head_dim_, w, plan_.retention.pool)
-                                : cake_token_scores(keys.data(), prompt, head_dim_, w, plan_.retention.gamma);
+                                : cake_token_scores(keys.data(), prompt, head_dim_, w, plan_.retention.gamma, plan_.retention.pool);
     }
   }
 
@@ -354,11 +354,12 @@ void ReferenceLayerCache::attend(const float* q, float* out) {
     args.probs = scores ? probs.data() : nullptr;
     reference_attend(plan_, head_dim_, group_, &args);
     if (!scores) continue;
+    // H2O adds this query's attention to each token's score; CAKE replaces the
+    // score by it, average-pooled over the held order.
     const bool accumulate = plan_.retention.policy == ir::RetentionPolicy::H2O;
+    const std::vector<double> p = decode_attention_scores(probs, g, n, accumulate ? 1 : plan_.retention.pool);
     auto update = [&](float& slot, std::size_t t) {
-      double p = 0.0;
-      for (std::size_t j = 0; j < g; ++j) p += probs[j * n + t];
-      slot = accumulate ? slot + static_cast<float>(p) : static_cast<float>(p);
+      slot = accumulate ? slot + static_cast<float>(p[t]) : static_cast<float>(p[t]);
     };
     for (std::size_t i = 0; i < head.held.size(); ++i)
       for (std::size_t t = 0; t < static_cast<std::size_t>(block_); ++t)

@@ -61,8 +61,30 @@ std::vector<double> snapkv_token_scores(const float* keys, std::int64_t n_keys, 
   return pooled;
 }
 
+std::vector<double> average_pool(const std::vector<double>& s, int pool) {
+  const std::size_t half = pool > 1 ? static_cast<std::size_t>(pool / 2) : 0;
+  if (half == 0 || s.empty()) return s;
+  // Prefix sums make every window O(1).
+  std::vector<double> prefix(s.size() + 1, 0.0);
+  for (std::size_t j = 0; j < s.size(); ++j) prefix[j + 1] = prefix[j] + s[j];
+  std::vector<double> out(s.size());
+  for (std::size_t j = 0; j < s.size(); ++j) {
+    const std::size_t lo = j >= half ? j - half : 0, hi = std::min(s.size() - 1, j + half);
+    out[j] = (prefix[hi + 1] - prefix[lo]) / static_cast<double>(hi - lo + 1);
+  }
+  return out;
+}
+
+std::vector<double> decode_attention_scores(const std::vector<float>& probs, std::size_t g, std::size_t n, int pool) {
+  if (probs.size() < g * n) throw Error("decode attention scores: fewer probabilities than heads x tokens");
+  std::vector<double> p(n, 0.0);
+  for (std::size_t h = 0; h < g; ++h)
+    for (std::size_t t = 0; t < n; ++t) p[t] += probs[h * n + t];
+  return average_pool(p, pool);
+}
+
 std::vector<double> cake_token_scores(const float* keys, std::int64_t n_keys, int head_dim, const WindowQueries& w,
-                                      double gamma) {
+                                      double gamma, int pool) {
   const std::vector<double> a = window_attention(keys, n_keys, head_dim, w);
   const std::size_t nk = static_cast<std::size_t>(n_keys);
   const std::size_t heads = static_cast<std::size_t>(w.heads), nq = static_cast<std::size_t>(w.n);
@@ -80,7 +102,7 @@ std::vector<double> cake_token_scores(const float* keys, std::int64_t n_keys, in
       s[j] += mean + gamma * var;
     }
   }
-  return s;
+  return average_pool(s, pool);
 }
 
 }  // namespace kvc::reference

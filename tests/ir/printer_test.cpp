@@ -40,9 +40,9 @@ TEST(IrPrinter, PolicyParametersAndShortForms) {
   p.lowrank = {32, BasisSharing::PerLayer, -1, BasisSource::Calibrated};
   EXPECT_EQ(print_layer(p),
             "layer 7: k=fp16 v=fp16 residual=0 keep=snapkv(budget=512,window=16,pool=5) rank=32/layer(source=calibrated)");
-  p.retention = {RetentionPolicy::CAKE, 100, 0, 8, 0, 0.1};
+  p.retention = {RetentionPolicy::CAKE, 100, 0, 8, 5, 0.1};
   p.lowrank = {};
-  EXPECT_EQ(print_layer(p), "layer 7: k=fp16 v=fp16 residual=0 keep=cake(budget=100,window=8,gamma=0.1) rank=none");
+  EXPECT_EQ(print_layer(p), "layer 7: k=fp16 v=fp16 residual=0 keep=cake(budget=100,window=8,pool=5,gamma=0.1) rank=none");
   // Unused parameters still appear when they are not zero, so no field is lost.
   p.retention = {RetentionPolicy::H2O, 100, 1, 8, 3, 0.0};
   EXPECT_EQ(print_layer(p), "layer 7: k=fp16 v=fp16 residual=0 keep=h2o(budget=100,sink=1,window=8,pool=3) rank=none");

@@ -93,6 +93,7 @@ Retention valid_retention(std::mt19937& rng, const LayerPlan& p, std::int64_t co
       break;
     case RetentionPolicy::CAKE:
       r.window = static_cast<int>(uniform(rng, 1, 64));
+      r.pool = static_cast<int>(2 * uniform(rng, 0, 3) + 1);
       r.gamma = coin(rng) ? pick(rng, {0.0, 0.1, 1.0, 5.0}) : std::uniform_real_distribution<double>(0, 10)(rng);
       break;
     case RetentionPolicy::Full: break;

@@ -28,7 +28,7 @@ Module valid_module() {
     l.lowrank = {64, BasisSharing::CrossLayer, 0, BasisSource::Calibrated};
   }
   m.layers[2].retention = {RetentionPolicy::SnapKV, 4096, 0, 32, 7, 0.0};
-  m.layers[3].retention = {RetentionPolicy::CAKE, 4096, 0, 32, 0, 0.5};
+  m.layers[3].retention = {RetentionPolicy::CAKE, 4096, 0, 32, 5, 0.5};
   return m;
 }
 

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "backends/reference/reference_cache.h"
+#include "backends/reference/retention_scores.h"
 #include "cache_fixture.h"
 #include "ir/layout.h"
 #include "support/diagnostics.h"
@@ -151,7 +152,7 @@ TEST(Retention, SnapKvProtectsBlocksHoldingTheWindow) {
 TEST(Retention, CakeKeepsTheAttendedBlockAtPrefillAndRescoresAtDecode) {
   std::mt19937 rng(46);
   ir::LayerPlan p = quant_plan(8, 8, 8, 0);
-  p.retention = {ir::RetentionPolicy::CAKE, 40, 0, 4, 0, 200.0};
+  p.retention = {ir::RetentionPolicy::CAKE, 40, 0, 4, 5, 200.0};
   ReferenceLayerCache cache(one_layer_module(2, 1, kDim, 1000, p), 0);
   const std::int64_t prompt = 120, n = 200;
   auto k = random_vector(kDim * n, rng, 0.1f);
@@ -177,6 +178,28 @@ TEST(Retention, CakeKeepsTheAttendedBlockAtPrefillAndRescoresAtDecode) {
   EXPECT_TRUE(holds(cache.block_positions(0), 144));
   EXPECT_FALSE(holds(cache.block_positions(0), 32));
   EXPECT_LE(cache.held_blocks(0), cache.block_capacity());
+}
+
+TEST(Retention, AveragePoolMeansTheNeighboursThatExist) {
+  const std::vector<double> s = {0, 0, 0, 10, 0, 0, 0, 4};
+  const std::vector<double> pooled = average_pool(s, 5);
+  const std::vector<double> want = {0, 10.0 / 4, 10.0 / 5, 10.0 / 5, 10.0 / 5, 14.0 / 5, 4.0 / 4, 4.0 / 3};
+  ASSERT_EQ(pooled.size(), want.size());
+  for (std::size_t i = 0; i < want.size(); ++i) EXPECT_DOUBLE_EQ(pooled[i], want[i]) << i;
+  EXPECT_EQ(average_pool(s, 1), s);
+  EXPECT_TRUE(average_pool({}, 5).empty());
+}
+
+TEST(Retention, CakeDecodeScoresSumTheGroupThenPool) {
+  // Two query heads, 6 tokens: head 0 attends token 2, head 1 token 3.
+  const std::vector<float> probs = {0, 0, 1, 0, 0, 0,  //
+                                    0, 0, 0, 1, 0, 0};
+  const std::vector<double> raw = decode_attention_scores(probs, 2, 6, 1);
+  EXPECT_EQ(raw, (std::vector<double>{0, 0, 1, 1, 0, 0}));
+  const std::vector<double> pooled = decode_attention_scores(probs, 2, 6, 3);
+  EXPECT_EQ(pooled, (std::vector<double>{0, 1.0 / 3, 2.0 / 3, 2.0 / 3, 1.0 / 3, 0}));
+  // Tokens 1 and 4, never attended, now outrank 0 and 5: the neighbours of what is attended stay.
+  EXPECT_THROW(decode_attention_scores(probs, 2, 7, 1), Error);
 }
 
 }  // namespace

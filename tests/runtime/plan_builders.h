@@ -40,7 +40,7 @@ inline ir::LayerPlan with_retention(ir::LayerPlan p, ir::RetentionPolicy policy,
     case RetentionPolicy::StreamingLLM: p.retention.sink = 4; p.retention.window = 16; break;
     case RetentionPolicy::H2O: p.retention.sink = 2; p.retention.window = 16; break;
     case RetentionPolicy::SnapKV: p.retention.window = 8; p.retention.pool = 3; break;
-    case RetentionPolicy::CAKE: p.retention.window = 8; p.retention.gamma = 2.0; break;
+    case RetentionPolicy::CAKE: p.retention.window = 8; p.retention.pool = 5; p.retention.gamma = 2.0; break;
     case RetentionPolicy::Full: p.retention.budget = 0; break;
   }
   return p;
