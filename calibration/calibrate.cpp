@@ -1,17 +1,13 @@
 #include "calibration/calibrate.h"
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
-#include <exception>
-#include <mutex>
 #include <ostream>
-#include <thread>
 
+#include "calibration/sequence_loop.h"
 #include "calibration/token_sequences.h"
 #include "model/forward.h"
 #include "model/full_kv_cache.h"
-#include "model/sampler.h"
 #include "support/diagnostics.h"
 
 namespace kvc::calibration {
@@ -100,39 +96,16 @@ CalibrationStats calibrate(const model::Model& model, const CalibrateOptions& o)
   if (!o.token_file.empty()) inputs = read_token_file(o.token_file, o.sequences, o.length, model.config.vocab);
 
   std::vector<SequenceStatistics> results(o.sequences);
-  std::atomic<int> next{0}, done{0};
-  std::mutex report_mutex;
-  std::exception_ptr failure;
-  std::atomic<bool> failed{false};
-  auto worker = [&] {
-    try {
-      for (int i; (i = next++) < o.sequences;) {
-        if (failed) return;
-        // Sampling is per sequence (seed + i) so it parallelizes with the rest.
-        const std::vector<int> tokens =
-            inputs.empty() ? model::generate_sequence(model, o.seed + static_cast<std::uint64_t>(i), o.length, 1.0f)
-                           : inputs[i];
-        results[i] = measure_sequence(meta, record_activations(model, tokens));
-        const int finished = ++done;
-        if (o.progress) {
-          std::lock_guard lock(report_mutex);
-          const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-          *o.progress << "kvc calibrate: sequence " << finished << "/" << o.sequences << " measured (" << s << " s)\n";
-        }
-      }
-    } catch (...) {
-      std::lock_guard lock(report_mutex);
-      if (!failure) failure = std::current_exception();
-      failed = true;
-    }
-  };
-  const int threads =
-      std::clamp(o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency()), 1, o.sequences);
-  std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(worker);
-  worker();
-  for (auto& t : pool) t.join();
-  if (failure) std::rethrow_exception(failure);
+  for_each_sequence(
+      o.sequences, o.threads,
+      [&](int i) {
+        results[i] = measure_sequence(meta, record_activations(model, sequence_tokens(model, inputs, o.seed, i, o.length)));
+      },
+      [&](int finished) {
+        if (!o.progress) return;
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        *o.progress << "kvc calibrate: sequence " << finished << "/" << o.sequences << " measured (" << s << " s)\n";
+      });
   if (o.progress) *o.progress << "kvc calibrate: reducing statistics and key spectra\n";
   return reduce_statistics(meta, results);
 }

@@ -1,17 +1,14 @@
 #include "calibration/evaluate.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
-#include <exception>
 #include <memory>
-#include <mutex>
 #include <ostream>
-#include <thread>
 #include <vector>
 
 #include "calibration/plan_cache.h"
 #include "calibration/runtime_kv_cache.h"
+#include "calibration/sequence_loop.h"
 #include "calibration/token_sequences.h"
 #include "model/forward.h"
 #include "model/full_kv_cache.h"
@@ -145,37 +142,14 @@ std::vector<EvalReport> evaluate_plans(const model::Model& model, const std::vec
   std::vector<std::vector<int>> inputs;
   if (!o.token_file.empty()) inputs = read_token_file(o.token_file, o.sequences, o.length, model.config.vocab);
   std::vector<std::vector<SequenceResult>> results(o.sequences);
-  std::atomic<int> next{0}, done{0};
-  std::atomic<bool> failed{false};
-  std::mutex mutex;
-  std::exception_ptr failure;
-  auto worker = [&] {
-    try {
-      for (int i; (i = next++) < o.sequences;) {
-        if (failed) return;
-        const std::vector<int> tokens =
-            inputs.empty() ? model::generate_sequence(model, o.seed + static_cast<std::uint64_t>(i), o.length, 1.0f)
-                           : inputs[i];
-        results[i] = run_sequence(model, baseline, plans, tokens, prompt, o);
-        const int finished = ++done;
-        if (o.progress) {
-          std::lock_guard lock(mutex);
-          *o.progress << "kvc eval: sequence " << finished << "/" << o.sequences << " done\n";
-        }
-      }
-    } catch (...) {
-      std::lock_guard lock(mutex);
-      if (!failure) failure = std::current_exception();
-      failed = true;
-    }
-  };
-  const int threads =
-      std::clamp(o.threads > 0 ? o.threads : static_cast<int>(std::thread::hardware_concurrency()), 1, o.sequences);
-  std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(worker);
-  worker();
-  for (auto& t : pool) t.join();
-  if (failure) std::rethrow_exception(failure);
+  for_each_sequence(
+      o.sequences, o.threads,
+      [&](int i) {
+        results[i] = run_sequence(model, baseline, plans, sequence_tokens(model, inputs, o.seed, i, o.length), prompt, o);
+      },
+      [&](int finished) {
+        if (o.progress) *o.progress << "kvc eval: sequence " << finished << "/" << o.sequences << " done\n";
+      });
 
   std::vector<EvalReport> reports;
   for (std::size_t p = 0; p < plans.size(); ++p) {
