@@ -95,17 +95,31 @@ void validate(const KernelSpec& s) {
   if (!any_per_channel && s.token_block != 1)
     fail("token_block", "token block must be 1 when no tensor is grouped per channel");
   if (s.int8_dot && !supports_int8_dot(s))
-    fail("int8_dot", "int8 dot products need keys grouped per channel at 8, 4 or 2 bits, at full rank, with a "
-                     "multiple of 4 channels and a token block that is a multiple of 16 (got " +
-                         format_part('k', s.key) + (s.lowrank ? " low rank" : "") + ", " +
-                         std::to_string(s.key_dims) + " channels, block " + std::to_string(s.token_block) + ")");
+    fail("int8_dot", "int8 dot products need keys grouped per channel at 8, 4 or 2 bits (full rank, a multiple "
+                     "of 4 channels) or values grouped per token at 8, 4 or 2 bits (group * bits / 8 = 4, 8 or a multiple of 16), "
+                     "with a token block that is a multiple of 16 (got " +
+                         format_part('k', s.key) + (s.lowrank ? " low rank" : "") + ", " + format_part('v', s.value) +
+                         ", " + std::to_string(s.key_dims) + " key channels, block " + std::to_string(s.token_block) +
+                         ")");
 }
 
-bool supports_int8_dot(const KernelSpec& s) {
-  const bool byte_codes = s.key.bits == 8 || s.key.bits == 4 || s.key.bits == 2;
-  return byte_codes && s.key.axis == QuantAxis::PerChannel && !s.lowrank && s.key_dims % 4 == 0 &&
+namespace {
+bool byte_code_bits(int bits) { return bits == 8 || bits == 4 || bits == 2; }
+}  // namespace
+
+bool int8_dot_keys(const KernelSpec& s) {
+  return byte_code_bits(s.key.bits) && s.key.axis == QuantAxis::PerChannel && !s.lowrank && s.key_dims % 4 == 0 &&
          s.token_block % 16 == 0;
 }
+
+bool int8_dot_values(const KernelSpec& s) {
+  const int group_bytes = s.value.group * s.value.bits / 8;  // code bytes of one group of one token
+  return byte_code_bits(s.value.bits) && s.value.axis == QuantAxis::PerToken && !s.lowrank &&
+         s.token_block % 16 == 0 && s.value.group > 0 && s.head_dim % s.value.group == 0 &&
+         group_bytes > 0 && (group_bytes == 4 || group_bytes == 8 || group_bytes % 16 == 0);
+}
+
+bool supports_int8_dot(const KernelSpec& s) { return int8_dot_keys(s) || int8_dot_values(s); }
 
 std::uint64_t hash(const KernelSpec& s) {
   Fnv f;

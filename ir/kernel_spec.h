@@ -29,10 +29,15 @@ struct KernelSpec {
   int key_dims = 0;      // rank when lowrank, else head_dim
   int token_block = 1;   // B: tokens per main block (ir::token_block)
   KernelIsa isa = KernelIsa::Host;
-  // Scores of per-channel key blocks as integer dot products: per block and query
-  // head the scaled query (q_c / sqrt(d)) * s_c is quantized to int8 (symmetric,
-  // scale max|.|/127, round half to even) and dotted with the raw key codes
-  // (AVX-512 VNNI vpdpbusd where the CPU has it). Changes numerics; the definition
+  // Main blocks as integer dot products, each tensor where its format admits it
+  // (int8_dot_keys / int8_dot_values below):
+  //  - keys: per block and query head the scaled query (q_c / sqrt(d)) * s_c is
+  //    quantized to int8 (symmetric, scale max|.|/127, round half to even) and
+  //    dotted with the raw per-channel key codes;
+  //  - values: per block, head and value group the softmax weights times the
+  //    tokens' scales are quantized to unsigned integers (scale max/255, or
+  //    max/127 for 8-bit codes) and dotted with the raw per-token value codes.
+  // AVX-512 VNNI vpdpbusd where the CPU has it. Changes numerics; the definition
   // is backends/reference/int8_dot_attention.h. Only legal where
   // supports_int8_dot(spec) holds.
   bool int8_dot = false;
@@ -40,9 +45,16 @@ struct KernelSpec {
 };
 
 // Whether the int8-dot option applies to a spec (ignoring its int8_dot field):
-// keys per channel at 8, 4 or 2 bits, at full rank, a multiple of 4 channels and
-// a token block that is a multiple of 16.
+// int8_dot_keys(spec) || int8_dot_values(spec).
 bool supports_int8_dot(const KernelSpec& spec);
+// Keys per channel at 8, 4 or 2 bits, at full rank, a multiple of 4 channels and
+// a token block that is a multiple of 16.
+bool int8_dot_keys(const KernelSpec& spec);
+// Values per token at 8, 4 or 2 bits with keys at full rank, a token block that is
+// a multiple of 16, and groups of 4, 8 or a multiple of 16 code bytes per token
+// (group * bits / 8): a kernel step dots 16 (or the group's 4 or 8) code bytes of
+// one group for 4 (or 16, 8) tokens at once.
+bool int8_dot_values(const KernelSpec& spec);
 
 const char* to_string(KernelIsa);
 // Parses "host", "scalar", "avx2", "avx512"; throws kvc::Error otherwise.

@@ -63,6 +63,8 @@ class KernelGen {
     bt_ = s.token_block;
     sbuf_stride_ = round_up(std::max(bt_, kChunkTokens), std::max(w_, 16));
     use_vnni_ = s.int8_dot && s.isa == ir::KernelIsa::Avx512 && vnni;
+    int8_keys_ = s.int8_dot && ir::int8_dot_keys(s);
+    int8_values_ = s.int8_dot && ir::int8_dot_values(s);
     llvm::FastMathFlags fmf;
     fmf.setAllowContract(true);
     fmf.setAllowReassoc(true);
@@ -83,6 +85,7 @@ class KernelGen {
     Value* l = gep_f(state, c64(g_));
     Value* acc = gep_f(state, c64(2 * g_));
     init_state(m, l, acc);
+    if (int8_values_) init_int8_values();
     Value* with_tail = b_.CreateICmpNE(f->getArg(3), b_.getInt32(0));
     attend_range(args, f->getArg(1), f->getArg(2), with_tail, m, l, acc, f->getArg(5));
     b_.CreateRetVoid();
@@ -357,7 +360,15 @@ class KernelGen {
     sbuf_ = alloca_f(static_cast<std::int64_t>(g_) * sbuf_stride_, "scores");
     if (per_channel(s_.key)) qsc_ = alloca_f(static_cast<std::int64_t>(g_) * kd_, "q_times_scale");
     // int8 query codes [g][kd] (kd is a multiple of 4, so kd/4 floats hold them).
-    if (s_.int8_dot) qi_ = alloca_f(static_cast<std::int64_t>(g_) * kd_ / 4, "q_int8");
+    if (int8_values_) {
+      const ValueTiles t = value_tiles();
+      vhdr_ = alloca_f(2LL * t.groups * bt_, "value_headers");
+      vweights_ = alloca_f(static_cast<std::int64_t>(g_) * t.groups * bt_ / 4, "value_weights");
+      vsums_ = alloca_f(static_cast<std::int64_t>(g_) * t.vectors() * 16, "value_sums");
+      vmins_ = alloca_f(static_cast<std::int64_t>(g_) * t.groups, "value_min_sums");
+      vsteps_ = alloca_f(static_cast<std::int64_t>(g_) * t.groups, "value_steps");
+    }
+    if (int8_keys_) qi_ = alloca_f(static_cast<std::int64_t>(g_) * kd_ / 4, "q_int8");
     const float scale = 1.0f / std::sqrt(static_cast<float>(d_));
     Value* q = field(args, kQ);
     const int cw = largest_pow2_lanes(w_, d_);
@@ -704,6 +715,287 @@ class KernelGen {
       }
   }
 
+  // ---- int8 dot products on per-token value codes --------------------------
+  // How a block's value codes are tiled for vpdpbusd. A tile is one chunk of cb
+  // code bytes (inside one group) of tq = 64 / cb tokens, transposed so that
+  // dword dd (quad qo = dd / cb, byte p = dd % cb) holds byte p of tokens
+  // 4 qo .. 4 qo + 3 of the tile: the 4 tokens vpdpbusd sums. Extraction e (the
+  // codes at bit e * bits of each byte, E = 8 / bits per byte) of a tile puts
+  // channel chunk * cb * E + p * E + e in dword dd: a fixed permutation of the
+  // channels, undone once per call by fold_int8_values.
+  struct ValueTiles {
+    int bits, E, groups, group_bytes, cb, tq, chunks;
+    int vectors() const { return chunks * E; }
+    int group_of_chunk(int j) const { return j * cb / group_bytes; }
+    int channel(int j, int e, int p) const { return j * cb * E + p * E + e; }
+  };
+  ValueTiles value_tiles() const {
+    ValueTiles t{};
+    t.bits = s_.value.bits;
+    t.E = 8 / t.bits;
+    t.groups = d_ / s_.value.group;
+    t.group_bytes = s_.value.group * t.bits / 8;
+    t.cb = std::min(16, t.group_bytes);
+    t.tq = 64 / t.cb;
+    t.chunks = d_ * t.bits / 8 / t.cb;
+    return t;
+  }
+
+  void zero_floats(Value* p, std::int64_t n) {
+    loop(c64(0), c64(n), 1, [&](Value* i) { store_f(cf(0), gep_f(p, i)); });
+  }
+  void scale_floats(Value* p, std::int64_t n, Value* by) {
+    loop(c64(0), c64(n), 1, [&](Value* i) { store_f(b_.CreateFMul(load_f(gep_f(p, i)), by), gep_f(p, i)); });
+  }
+
+  void init_int8_values() {
+    const ValueTiles t = value_tiles();
+    zero_floats(vsums_, static_cast<std::int64_t>(g_) * t.vectors() * 16);
+    zero_floats(vmins_, static_cast<std::int64_t>(g_) * t.groups);
+  }
+
+  // The weights of tokens [tok0, tok0 + tq) of head h and group gr laid out as the
+  // tiles want them: dword dd = the 4 weights of quad dd / cb.
+  Value* tile_weights(int h, int gr, Value* tok0, const ValueTiles& t) {
+    Value* p = gep_b(vweights_, add(tok0, c64((static_cast<std::int64_t>(h) * t.groups + gr) * bt_)));
+    const int nq = t.tq / 4;
+    Value* w;
+    if (nq == 1) {
+      w = b_.CreateVectorSplat(16, b_.CreateAlignedLoad(i32_, p, llvm::Align(1)));
+    } else {
+      Value* quads = b_.CreateAlignedLoad(llvm::FixedVectorType::get(i32_, static_cast<unsigned>(nq)), p, llvm::Align(1));
+      std::vector<int> lanes;
+      for (int dd = 0; dd < 16; ++dd) lanes.push_back(dd / t.cb);
+      w = b_.CreateShuffleVector(quads, lanes);
+    }
+    return b_.CreateBitCast(w, llvm::FixedVectorType::get(i8_, 64));
+  }
+
+  // The tile of chunk j for tokens [tok0, tok0 + tq) of a value section (see ValueTiles).
+  Value* value_tile(Value* codes, Value* tok0, int j, const ValueTiles& t) {
+    const std::int64_t v_tok = token_bytes(s_.value, d_);
+    auto* piece_ty = llvm::FixedVectorType::get(i8_, static_cast<unsigned>(t.cb));
+    std::vector<Value*> pieces;
+    for (int k = 0; k < t.tq; ++k) {
+      Value* off = add(b_.CreateMul(add(tok0, c64(k)), c64(v_tok)), c64(static_cast<std::int64_t>(j) * t.cb));
+      pieces.push_back(b_.CreateAlignedLoad(piece_ty, gep_b(codes, off), llvm::Align(1)));
+    }
+    while (pieces.size() > 1) {
+      std::vector<Value*> next;
+      for (std::size_t i = 0; i < pieces.size(); i += 2) next.push_back(concat(pieces[i], pieces[i + 1]));
+      pieces = next;
+    }
+    std::vector<int> pick;
+    for (int dd = 0; dd < 16; ++dd)
+      for (int k = 0; k < 4; ++k) pick.push_back((4 * (dd / t.cb) + k) * t.cb + dd % t.cb);
+    return b_.CreateShuffleVector(pieces[0], pick);
+  }
+
+  // One per-token value block through int8 dot products (KernelSpec::int8_dot; the
+  // definition is backends/reference/int8_dot_attention.h). Per head: the block's
+  // own softmax r_t = exp(score_t - M) (M the block's max), the online update of
+  // m, l and the block sums by M; per group the weights r_t s_t are quantized to
+  // u_t = rint(r_t s_t * W / max) (W = 255, 127 for 8-bit codes whose bytes must
+  // be vpdpbusd's unsigned operand), then vsums += beta step sum_t u_t code_t and
+  // vmins += beta (sum_t r_t min_t + z (sum_t r_t s_t - step sum_t u_t)), beta =
+  // exp(M - m), z the middle code: the rounding then errs on centred codes. `prefetch(slot, slots)` runs
+  // once per step of the integer loops.
+  void values_int8_block(Value* vsec, Value* m, Value* l,
+                         const std::function<void(Value* slot, std::int64_t slots)>& prefetch) {
+    const ValueTiles t = value_tiles();
+    const std::int64_t v_tok = token_bytes(s_.value, d_);
+    auto* i32x16 = llvm::FixedVectorType::get(i32_, 16);
+    auto* i16x16 = llvm::FixedVectorType::get(i16_, 16);
+    auto* f16x16 = llvm::FixedVectorType::get(f16_, 16);
+    auto* i8x16 = llvm::FixedVectorType::get(i8_, 16);
+    // Scales and mins of the block's tokens, tokens across lanes: header dword j
+    // of 16 tokens at once holds halves 2j and 2j + 1 (scales, then mins).
+    std::vector<llvm::Constant*> lane_offsets;
+    for (int lane = 0; lane < 16; ++lane) lane_offsets.push_back(c64(lane * v_tok));
+    Value* lane_off = llvm::ConstantVector::get(lane_offsets);
+    loop(c64(0), c64(bt_), 16, [&](Value* t0) {
+      Value* base = b_.CreateMul(t0, c64(v_tok));
+      for (int j = 0; j < t.groups; ++j) {
+        Value* offs = b_.CreateAdd(b_.CreateVectorSplat(16, add(base, c64(4LL * j))), lane_off);
+        Value* words = b_.CreateMaskedGather(i32x16, b_.CreateGEP(i8_, vsec, offs), llvm::Align(1));
+        Value* halves[2] = {b_.CreateTrunc(words, i16x16),
+                            b_.CreateTrunc(b_.CreateLShr(words, b_.CreateVectorSplat(16, b_.getInt32(16))), i16x16)};
+        for (int k = 0; k < 2; ++k)
+          store_v(b_.CreateFPExt(b_.CreateBitCast(halves[k], f16x16), vf(16)),
+                  gep_f(vhdr_, add(t0, c64((2LL * j + k) * bt_))));
+      }
+    });
+    const float top_weight = t.bits == 8 ? 127.0f : 255.0f;
+    const std::int64_t sums_per_head = static_cast<std::int64_t>(t.vectors()) * 16;
+    loop(c64(0), c64(g_), 1, [&](Value* h) {
+      Value* row = gep_f(sbuf_, b_.CreateMul(h, c64(sbuf_stride_)));
+      Value* mx = var(vf(16), "block_max");
+      set(mx, splat(cf(-std::numeric_limits<float>::infinity()), 16));
+      loop(c64(0), c64(bt_), 16, [&](Value* i) { set(mx, fmax(get(mx, vf(16)), load_v(gep_f(row, i), 16))); });
+      Value* bmax = reduce_max(get(mx, vf(16)));
+      Value* m_old = load_f(gep_f(m, h));
+      Value* m_new = fmax(m_old, bmax);
+      Value* sums = gep_f(vsums_, b_.CreateMul(h, c64(sums_per_head)));
+      Value* mins = gep_f(vmins_, b_.CreateMul(h, c64(t.groups)));
+      if_true(b_.CreateFCmpOGT(m_new, m_old), [&] {
+        Value* alpha = exp_v(b_.CreateFSub(m_old, m_new));
+        store_f(b_.CreateFMul(load_f(gep_f(l, h)), alpha), gep_f(l, h));
+        scale_floats(sums, sums_per_head, alpha);
+        scale_floats(mins, t.groups, alpha);
+      });
+      store_f(m_new, gep_f(m, h));
+      Value* beta = exp_v(b_.CreateFSub(bmax, m_new));
+      Value* rsum = var(vf(16), "r_sum");
+      set(rsum, llvm::Constant::getNullValue(vf(16)));
+      loop(c64(0), c64(bt_), 16, [&](Value* i) {
+        Value* r = exp_v(b_.CreateFSub(load_v(gep_f(row, i), 16), splat(bmax, 16)));
+        store_v(r, gep_f(row, i));
+        set(rsum, b_.CreateFAdd(get(rsum, vf(16)), r));
+      });
+      store_f(fma(beta, reduce_add(get(rsum, vf(16))), load_f(gep_f(l, h))), gep_f(l, h));
+      loop(c64(0), c64(t.groups), 1, [&](Value* gr) {
+        Value* scale = gep_f(vhdr_, b_.CreateMul(gr, c64(bt_)));
+        Value* min = gep_f(vhdr_, b_.CreateMul(add(gr, c64(t.groups)), c64(bt_)));
+        Value* weights = gep_b(vweights_, b_.CreateMul(add(b_.CreateMul(h, c64(t.groups)), gr), c64(bt_)));
+        Value* amax = var(vf(16), "a_max");
+        Value* msum = var(vf(16), "min_sum");
+        Value* asum = var(vf(16), "a_sum");
+        Value* usum = var(vf(16), "u_sum");
+        for (Value* v : {amax, msum, asum, usum}) set(v, llvm::Constant::getNullValue(vf(16)));
+        // r_t * s_t and its quantization are plain IEEE operations (no contraction
+        // or reassociation): the reference computes exactly these.
+        auto weight = [&](Value* i) {
+          llvm::IRBuilderBase::FastMathFlagGuard exact(b_);
+          b_.clearFastMathFlags();
+          return b_.CreateFMul(load_v(gep_f(row, i), 16), load_v(gep_f(scale, i), 16));
+        };
+        loop(c64(0), c64(bt_), 16, [&](Value* i) {
+          Value* a = weight(i);
+          set(amax, fmax(get(amax, vf(16)), a));
+          set(asum, b_.CreateFAdd(get(asum, vf(16)), a));
+          set(msum, fma(load_v(gep_f(row, i), 16), load_v(gep_f(min, i), 16), get(msum, vf(16))));
+        });
+        Value* inv;
+        Value* step;
+        {
+          llvm::IRBuilderBase::FastMathFlagGuard exact(b_);
+          b_.clearFastMathFlags();
+          Value* a = reduce_max(get(amax, vf(16)));
+          inv = b_.CreateSelect(b_.CreateFCmpOGT(a, cf(0)), b_.CreateFDiv(cf(top_weight), a), cf(0));
+          step = b_.CreateFDiv(a, cf(top_weight));
+        }
+        loop(c64(0), c64(bt_), 16, [&](Value* i) {
+          Value* x;
+          {
+            llvm::IRBuilderBase::FastMathFlagGuard exact(b_);
+            b_.clearFastMathFlags();
+            x = b_.CreateFMul(weight(i), splat(inv, 16));
+          }
+          Value* u = b_.CreateIntrinsic(llvm::Intrinsic::rint, {vf(16)}, {x});
+          u = b_.CreateMinNum(b_.CreateMaxNum(u, splat(cf(0), 16)), splat(cf(top_weight), 16));
+          set(usum, b_.CreateFAdd(get(usum, vf(16)), u));
+          b_.CreateAlignedStore(b_.CreateFPToUI(u, i8x16), gep_b(weights, i), llvm::Align(1));
+        });
+        Value* hg = add(b_.CreateMul(h, c64(t.groups)), gr);
+        // Codes measured from the middle one: sum_t r_t min_t + z (sum_t a_t - step sum_t u_t).
+        const float mid = 0.5f * static_cast<float>((1 << t.bits) - 1);
+        Value* centre = b_.CreateFMul(cf(mid), b_.CreateFSub(reduce_add(get(asum, vf(16))),
+                                                             b_.CreateFMul(step, reduce_add(get(usum, vf(16))))));
+        Value* block_min = b_.CreateFAdd(reduce_add(get(msum, vf(16))), centre);
+        store_f(fma(beta, block_min, load_f(gep_f(vmins_, hg))), gep_f(vmins_, hg));
+        store_f(b_.CreateFMul(beta, step), gep_f(vsteps_, hg));
+      });
+    });
+    // The integer dot products: passes over cpp chunks x epp extractions, g * cpp *
+    // epp accumulators (about 16 vector registers), each tile loaded and
+    // transposed once per pass and used by every head.
+    int cpp = 1, epp = 1;
+    if (g_ * t.E <= 16) {
+      epp = t.E;
+      cpp = largest_pow2_lanes(std::max(1, 16 / (g_ * t.E)), t.chunks);
+    } else {
+      epp = largest_pow2_lanes(std::max(1, 16 / g_), t.E);
+    }
+    const int steps = bt_ / t.tq;
+    const std::int64_t slots = static_cast<std::int64_t>(t.chunks / cpp) * (t.E / epp) * steps;
+    Value* codes = gep_b(vsec, c64(4LL * t.groups));
+    const std::uint32_t code_mask = ((1u << t.bits) - 1) * 0x01010101u;
+    int pass = 0;
+    for (int c0 = 0; c0 < t.chunks; c0 += cpp)
+      for (int e0 = 0; e0 < t.E; e0 += epp, ++pass) {
+        std::vector<Value*> acc;  // [(h * cpp + ci) * epp + ei]
+        for (int k = 0; k < g_ * cpp * epp; ++k) {
+          acc.push_back(var(i32x16, "vdot"));
+          set(acc.back(), llvm::Constant::getNullValue(i32x16));
+        }
+        loop(c64(0), c64(steps), 1, [&](Value* st) {
+          if (prefetch) prefetch(add(st, c64(static_cast<std::int64_t>(pass) * steps)), slots);
+          Value* tok0 = b_.CreateMul(st, c64(t.tq));
+          for (int ci = 0; ci < cpp; ++ci) {
+            const int j = c0 + ci;
+            Value* tile = value_tile(codes, tok0, j, t);
+            std::vector<Value*> w;
+            for (int h = 0; h < g_; ++h) w.push_back(tile_weights(h, t.group_of_chunk(j), tok0, t));
+            for (int ei = 0; ei < epp; ++ei) {
+              Value* x = tile;
+              if (t.bits < 8) {
+                Value* words = b_.CreateLShr(b_.CreateBitCast(tile, i32x16), b_.CreateVectorSplat(16, b_.getInt32(static_cast<std::uint32_t>((e0 + ei) * t.bits))));
+                words = b_.CreateAnd(words, b_.CreateVectorSplat(16, b_.getInt32(code_mask)));
+                x = b_.CreateBitCast(words, llvm::FixedVectorType::get(i8_, 64));
+              }
+              for (int h = 0; h < g_; ++h) {
+                Value* a = acc[static_cast<std::size_t>((h * cpp + ci) * epp + ei)];
+                // vpdpbusd's first operand is unsigned: the weights, or 8-bit codes (then weights <= 127).
+                set(a, t.bits == 8 ? dot4(get(a, i32x16), x, w[static_cast<std::size_t>(h)])
+                                   : dot4(get(a, i32x16), w[static_cast<std::size_t>(h)], x));
+              }
+            }
+          }
+        });
+        for (int h = 0; h < g_; ++h)
+          for (int ci = 0; ci < cpp; ++ci) {
+            const int j = c0 + ci;
+            Value* step = load_f(gep_f(vsteps_, c64(static_cast<std::int64_t>(h) * t.groups + t.group_of_chunk(j))));
+            for (int ei = 0; ei < epp; ++ei) {
+              const std::int64_t vec = static_cast<std::int64_t>(h) * t.vectors() + j * t.E + e0 + ei;
+              Value* p = gep_f(vsums_, c64(vec * 16));
+              Value* dots = b_.CreateSIToFP(get(acc[static_cast<std::size_t>((h * cpp + ci) * epp + ei)], i32x16), vf(16));
+              store_v(fma(splat(step, 16), dots, load_v(p, 16)), p);
+            }
+          }
+      }
+  }
+
+  // acc[h][c] += the block sums of channel c (undoing the tile permutation and
+  // adding the quads of a tile that hold the same channels) + its group's min sum.
+  void fold_int8_values(Value* acc) {
+    const ValueTiles t = value_tiles();
+    loop(c64(0), c64(g_), 1, [&](Value* h) {
+      Value* arow = gep_f(acc, b_.CreateMul(h, c64(d_)));
+      Value* sums = gep_f(vsums_, b_.CreateMul(h, c64(static_cast<std::int64_t>(t.vectors()) * 16)));
+      for (int j = 0; j < t.chunks; ++j)
+        for (int e = 0; e < t.E; ++e) {
+          Value* v = load_v(gep_f(sums, c64((static_cast<std::int64_t>(j) * t.E + e) * 16)), 16);
+          Value* sum = nullptr;
+          for (int qo = 0; qo < 16 / t.cb; ++qo) {
+            std::vector<int> lanes;
+            for (int p = 0; p < t.cb; ++p) lanes.push_back(qo * t.cb + p);
+            Value* part = b_.CreateShuffleVector(v, lanes);
+            sum = sum ? b_.CreateFAdd(sum, part) : part;
+          }
+          for (int p = 0; p < t.cb; ++p) {
+            Value* dst = gep_f(arow, c64(t.channel(j, e, p)));
+            store_f(b_.CreateFAdd(load_f(dst), b_.CreateExtractElement(sum, static_cast<std::uint64_t>(p))), dst);
+          }
+        }
+      Value* mins = gep_f(vmins_, b_.CreateMul(h, c64(t.groups)));
+      loop(c64(0), c64(d_), 1, [&](Value* c) {
+        Value* dst = gep_f(arow, c);
+        store_f(b_.CreateFAdd(load_f(dst), load_f(gep_f(mins, b_.CreateUDiv(c, c64(s_.value.group))))), dst);
+      });
+    });
+  }
+
   // Online softmax over the n scores in sbuf: updates m and l, rescales acc, and
   // leaves exp(score - m) in sbuf. n_const >= 0 when n is a compile-time constant.
   void softmax_update(Value* n, int n_const, Value* m, Value* l, Value* acc) {
@@ -906,7 +1198,7 @@ class KernelGen {
     } else {
       loop(b0, b1, 1, [&](Value* b) {
         Value* blk = block_ptr(b);
-        if (per_channel(s_.key) && s_.int8_dot)
+        if (int8_keys_)
           scores_per_channel_int8(blk);
         else if (per_channel(s_.key))
           scores_per_channel(blk, [&](Value* c) {
@@ -920,12 +1212,24 @@ class KernelGen {
           scores_token_major(s_.key, kd_, qk_, c64(bt_),
                              [&](Value* i) { return gep_b(blk, b_.CreateMul(i, c64(k_tok))); });
         save_scores(probs, total, b_.CreateMul(b, c64(bt_)), c64(bt_));
-        softmax_update(c64(bt_), bt_, m, l, acc);
         Value* vsec = gep_b(blk, c64(k_section));
-        if (per_channel(s_.value))
-          values_per_channel(vsec, acc);
-        else
-          values_token_major(s_.value, c64(bt_), acc,
+        if (int8_values_) {
+          values_int8_block(vsec, m, l, [&](Value* slot, std::int64_t slots) {
+            // Iteration `slot` of `slots` prefetches its share of the lines of block b + ahead.
+            const std::int64_t lines = (blk_bytes + 63) / 64;
+            const std::int64_t per = (lines + slots - 1) / slots;
+            Value* next = block_ptr(clamp_block(add(b, c64(ahead))));
+            for (std::int64_t j = 0; j < per; ++j) {
+              Value* line = add(b_.CreateMul(slot, c64(per)), c64(j));
+              if_true(b_.CreateICmpSLT(line, c64(lines)), [&] { prefetch_line(gep_b(next, b_.CreateMul(line, c64(64)))); });
+            }
+          });
+        } else {
+          softmax_update(c64(bt_), bt_, m, l, acc);
+          if (per_channel(s_.value))
+            values_per_channel(vsec, acc);
+          else
+            values_token_major(s_.value, c64(bt_), acc,
                              [&](Value* i) { return gep_b(vsec, b_.CreateMul(i, c64(v_tok))); },
                              [&](Value* i, Value* c0) {
                                // Token i of each channel block prefetches its share of the value lines of block b + ahead.
@@ -940,8 +1244,10 @@ class KernelGen {
                                          [&] { prefetch_line(gep_b(next, b_.CreateMul(line, c64(64)))); });
                                }
                              });
+        }
       });
     }
+    if (int8_values_) fold_int8_values(acc);
     // The fp16 tail: full-dimension keys (never low rank), dotted with the unprojected query.
     if_true(with_tail, [&] {
       Value* tk = field(args, kTailK);
@@ -975,6 +1281,16 @@ class KernelGen {
   Value* qi_ = nullptr;
   Value* sbuf_ = nullptr;
   bool use_vnni_ = false;
+  bool int8_keys_ = false;
+  bool int8_values_ = false;
+  // Int8 values (values_int8_block): scales and mins of a block [2 * groups][B],
+  // weights u8 [g][groups][B], block sums [g][vector][16] in the tile channel
+  // order, min sums [g][groups], beta * step [g][groups].
+  Value* vhdr_ = nullptr;
+  Value* vweights_ = nullptr;
+  Value* vsums_ = nullptr;
+  Value* vmins_ = nullptr;
+  Value* vsteps_ = nullptr;
 };
 
 }  // namespace

@@ -114,7 +114,12 @@ TEST(KernelSpec, Int8DotNeedsByteAlignedPerChannelKeys) {
   rejected(lower_layer(m, 3));  // low-rank keys
   KernelSpec three = lower_layer(m, 1);
   three.key.bits = 3;
+  three.value.bits = 3;
   rejected(three);
+  KernelSpec narrow_groups = lower_layer(m, 1);  // 2-bit values in groups of 8: 2 code bytes per group
+  narrow_groups.key.bits = 3;
+  narrow_groups.value.group = 8;
+  rejected(narrow_groups);
   KernelSpec per_token = lower_layer(m, 0);
   per_token.key = {4, QuantAxis::PerToken, 32};
   per_token.value = {4, QuantAxis::PerChannel, 32};
@@ -123,6 +128,28 @@ TEST(KernelSpec, Int8DotNeedsByteAlignedPerChannelKeys) {
   KernelSpec small_block = lower_layer(m, 1);
   small_block.key.group = small_block.token_block = 8;
   rejected(small_block);
+}
+
+// Keys and values each admit int8 dot products on their own; the option covers
+// whichever does.
+TEST(KernelSpec, Int8DotCoversKeysAndValuesSeparately) {
+  const Module m = llama8b_like();
+  KernelSpec both = lower_layer(m, 1);  // k4pc32, v2pt32
+  EXPECT_TRUE(int8_dot_keys(both));
+  EXPECT_TRUE(int8_dot_values(both));
+  KernelSpec values_only = both;
+  values_only.key.bits = 3;
+  EXPECT_FALSE(int8_dot_keys(values_only));
+  EXPECT_TRUE(int8_dot_values(values_only));
+  values_only.int8_dot = true;
+  EXPECT_NO_THROW(validate(values_only));
+  KernelSpec keys_only = both;
+  keys_only.value.bits = 3;
+  EXPECT_TRUE(int8_dot_keys(keys_only));
+  EXPECT_FALSE(int8_dot_values(keys_only));
+  KernelSpec eight = both;
+  eight.value = {8, QuantAxis::PerToken, 32};
+  EXPECT_TRUE(int8_dot_values(eight));
 }
 
 }  // namespace
