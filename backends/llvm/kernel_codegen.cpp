@@ -161,9 +161,34 @@ class KernelGen {
   Value* fma(Value* a, Value* x, Value* y) {
     return b_.CreateIntrinsic(llvm::Intrinsic::fmuladd, {a->getType()}, {a, x, y});
   }
-  Value* reduce_add(Value* v) { return b_.CreateFAddReduce(cf(0), v); }
-  Value* reduce_max(Value* v) { return b_.CreateFPMaxReduce(v); }
-  Value* fmax(Value* a, Value* x) { return b_.CreateMaxNum(a, x); }
+  // Horizontal sum in a tree (log2 lanes shuffle + add steps). Without
+  // `reassoc`, llvm.vector.reduce.fadd is strictly ordered: a chain of one
+  // scalar add per lane on the softmax's critical path.
+  Value* reduce_add(Value* v) {
+    llvm::IRBuilderBase::FastMathFlagGuard guard(b_);
+    llvm::FastMathFlags reassoc;
+    reassoc.setAllowReassoc();
+    b_.setFastMathFlags(reassoc);
+    return b_.CreateFAddReduce(cf(0), v);
+  }
+  // max and min as x86's maxps / minps define them (a > x ? a : x): one
+  // instruction. llvm.maxnum must return the other operand when one is NaN,
+  // which x86 lowers to max + compare + blend per vector and, in
+  // llvm.vector.reduce.fmax, to a scalar chain with a NaN test per lane. The
+  // kernels' inputs are finite (or -inf), so both definitions agree on them.
+  Value* fmax(Value* a, Value* x) { return b_.CreateSelect(b_.CreateFCmpOGT(a, x), a, x); }
+  Value* fmin(Value* a, Value* x) { return b_.CreateSelect(b_.CreateFCmpOLT(a, x), a, x); }
+  Value* clamp(Value* x, Value* lo, Value* hi) { return fmin(fmax(x, lo), hi); }
+  // Horizontal max in a tree of fmax over vector halves.
+  Value* reduce_max(Value* v) {
+    auto n = static_cast<int>(llvm::cast<llvm::FixedVectorType>(v->getType())->getNumElements());
+    for (; n > 1; n /= 2) {
+      std::vector<int> lo(static_cast<std::size_t>(n / 2)), hi(lo.size());
+      for (int i = 0; i < n / 2; ++i) lo[static_cast<std::size_t>(i)] = i, hi[static_cast<std::size_t>(i)] = n / 2 + i;
+      v = fmax(b_.CreateShuffleVector(v, lo), b_.CreateShuffleVector(v, hi));
+    }
+    return b_.CreateExtractElement(v, std::uint64_t{0});
+  }
   Value* field(Value* args, ArgField f) {
     Value* p = b_.CreateStructGEP(args_ty_, args, static_cast<unsigned>(f));
     Type* t = (f == kNBlocks || f == kNTail) ? static_cast<Type*>(i64_) : static_cast<Type*>(ptr_);
@@ -262,7 +287,7 @@ class KernelGen {
   Value* exp_v(Value* x) {
     Type* t = x->getType();
     auto c = [&](double v) { return llvm::ConstantFP::get(t, v); };
-    Value* xc = b_.CreateMinNum(b_.CreateMaxNum(x, c(-87.0)), c(88.0));
+    Value* xc = clamp(x, c(-87.0), c(88.0));
     Value* fx = b_.CreateIntrinsic(llvm::Intrinsic::rint, {t}, {b_.CreateFMul(xc, c(1.44269504088896341))});
     Value* r = fma(fx, c(-0.693359375), xc);
     r = fma(fx, c(2.12194440e-4), r);
@@ -682,7 +707,7 @@ class KernelGen {
       loop(c64(0), c64(kd_), cw, [&](Value* c) {
         Value* r = b_.CreateIntrinsic(llvm::Intrinsic::rint, {vf(cw)},
                                       {b_.CreateFMul(load_v(gep_f(qsc_, add(c, c64(off))), cw), splat(inv, cw))});
-        r = b_.CreateMinNum(b_.CreateMaxNum(r, splat(cf(-127), cw)), splat(cf(127), cw));
+        r = clamp(r, splat(cf(-127), cw), splat(cf(127), cw));
         b_.CreateAlignedStore(b_.CreateFPToSI(r, i8v), gep_b(qi_, add(c, c64(off))), llvm::Align(1));
       });
     }
@@ -892,7 +917,7 @@ class KernelGen {
             x = b_.CreateFMul(weight(i), splat(inv, 16));
           }
           Value* u = b_.CreateIntrinsic(llvm::Intrinsic::rint, {vf(16)}, {x});
-          u = b_.CreateMinNum(b_.CreateMaxNum(u, splat(cf(0), 16)), splat(cf(top_weight), 16));
+          u = clamp(u, splat(cf(0), 16), splat(cf(top_weight), 16));
           set(usum, b_.CreateFAdd(get(usum, vf(16)), u));
           b_.CreateAlignedStore(b_.CreateFPToUI(u, i8x16), gep_b(weights, i), llvm::Align(1));
         });
