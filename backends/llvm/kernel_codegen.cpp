@@ -390,8 +390,9 @@ class KernelGen {
       vhdr_ = alloca_f(2LL * t.groups * bt_, "value_headers");
       vweights_ = alloca_f(static_cast<std::int64_t>(g_) * t.groups * bt_ / 4, "value_weights");
       vsums_ = alloca_f(static_cast<std::int64_t>(g_) * t.vectors() * 16, "value_sums");
-      vmins_ = alloca_f(static_cast<std::int64_t>(g_) * t.groups, "value_min_sums");
+      vmins_ = alloca_f(static_cast<std::int64_t>(g_) * t.groups * 16, "value_min_sums");
       vsteps_ = alloca_f(static_cast<std::int64_t>(g_) * t.groups, "value_steps");
+      vquant_ = alloca_f(2LL * t.groups, "value_weight_scales");
     }
     if (int8_keys_) qi_ = alloca_f(static_cast<std::int64_t>(g_) * kd_ / 4, "q_int8");
     const float scale = 1.0f / std::sqrt(static_cast<float>(d_));
@@ -776,7 +777,7 @@ class KernelGen {
   void init_int8_values() {
     const ValueTiles t = value_tiles();
     zero_floats(vsums_, static_cast<std::int64_t>(g_) * t.vectors() * 16);
-    zero_floats(vmins_, static_cast<std::int64_t>(g_) * t.groups);
+    zero_floats(vmins_, static_cast<std::int64_t>(g_) * t.groups * 16);
   }
 
   // The weights of tokens [tok0, tok0 + tq) of head h and group gr laid out as the
@@ -851,6 +852,18 @@ class KernelGen {
       }
     });
     const float top_weight = t.bits == 8 ? 127.0f : 255.0f;
+    // Per group, A = the block's largest scale, which bounds every weight r_t s_t
+    // (r_t <= 1): one quantization step per block and group, for all heads.
+    for (int j = 0; j < t.groups; ++j) {
+      Value* scales = gep_f(vhdr_, c64(static_cast<std::int64_t>(j) * bt_));
+      Value* smax = load_v(scales, 16);
+      for (int i = 16; i < bt_; i += 16) smax = fmax(smax, load_v(gep_f(scales, c64(i)), 16));
+      llvm::IRBuilderBase::FastMathFlagGuard exact(b_);
+      b_.clearFastMathFlags();
+      Value* a = reduce_max(smax);
+      store_f(b_.CreateSelect(b_.CreateFCmpOGT(a, cf(0)), b_.CreateFDiv(cf(top_weight), a), cf(0)), gep_f(vquant_, c64(j)));
+      store_f(b_.CreateFDiv(a, cf(top_weight)), gep_f(vquant_, c64(t.groups + j)));
+    }
     const std::int64_t sums_per_head = static_cast<std::int64_t>(t.vectors()) * 16;
     loop(c64(0), c64(g_), 1, [&](Value* h) {
       Value* row = gep_f(sbuf_, b_.CreateMul(h, c64(sbuf_stride_)));
@@ -861,12 +874,12 @@ class KernelGen {
       Value* m_old = load_f(gep_f(m, h));
       Value* m_new = fmax(m_old, bmax);
       Value* sums = gep_f(vsums_, b_.CreateMul(h, c64(sums_per_head)));
-      Value* mins = gep_f(vmins_, b_.CreateMul(h, c64(t.groups)));
+      Value* mins = gep_f(vmins_, b_.CreateMul(h, c64(t.groups * 16)));
       if_true(b_.CreateFCmpOGT(m_new, m_old), [&] {
         Value* alpha = exp_v(b_.CreateFSub(m_old, m_new));
         store_f(b_.CreateFMul(load_f(gep_f(l, h)), alpha), gep_f(l, h));
         scale_floats(sums, sums_per_head, alpha);
-        scale_floats(mins, t.groups, alpha);
+        scale_floats(mins, t.groups * 16, alpha);
       });
       store_f(m_new, gep_f(m, h));
       Value* beta = exp_v(b_.CreateFSub(bmax, m_new));
@@ -882,52 +895,34 @@ class KernelGen {
         Value* scale = gep_f(vhdr_, b_.CreateMul(gr, c64(bt_)));
         Value* min = gep_f(vhdr_, b_.CreateMul(add(gr, c64(t.groups)), c64(bt_)));
         Value* weights = gep_b(vweights_, b_.CreateMul(add(b_.CreateMul(h, c64(t.groups)), gr), c64(bt_)));
-        Value* amax = var(vf(16), "a_max");
+        Value* inv = load_f(gep_f(vquant_, gr));
+        Value* step = load_f(gep_f(vquant_, add(gr, c64(t.groups))));
+        // Lane-wise sum over the block's tokens of r_t m_t + z (a_t - step u_t)
+        // (codes measured from the middle one z), reduced once per call.
+        const float mid = 0.5f * static_cast<float>((1 << t.bits) - 1);
         Value* msum = var(vf(16), "min_sum");
-        Value* asum = var(vf(16), "a_sum");
-        Value* usum = var(vf(16), "u_sum");
-        for (Value* v : {amax, msum, asum, usum}) set(v, llvm::Constant::getNullValue(vf(16)));
-        // r_t * s_t and its quantization are plain IEEE operations (no contraction
-        // or reassociation): the reference computes exactly these.
-        auto weight = [&](Value* i) {
-          llvm::IRBuilderBase::FastMathFlagGuard exact(b_);
-          b_.clearFastMathFlags();
-          return b_.CreateFMul(load_v(gep_f(row, i), 16), load_v(gep_f(scale, i), 16));
-        };
+        set(msum, llvm::Constant::getNullValue(vf(16)));
         loop(c64(0), c64(bt_), 16, [&](Value* i) {
-          Value* a = weight(i);
-          set(amax, fmax(get(amax, vf(16)), a));
-          set(asum, b_.CreateFAdd(get(asum, vf(16)), a));
-          set(msum, fma(load_v(gep_f(row, i), 16), load_v(gep_f(min, i), 16), get(msum, vf(16))));
-        });
-        Value* inv;
-        Value* step;
-        {
-          llvm::IRBuilderBase::FastMathFlagGuard exact(b_);
-          b_.clearFastMathFlags();
-          Value* a = reduce_max(get(amax, vf(16)));
-          inv = b_.CreateSelect(b_.CreateFCmpOGT(a, cf(0)), b_.CreateFDiv(cf(top_weight), a), cf(0));
-          step = b_.CreateFDiv(a, cf(top_weight));
-        }
-        loop(c64(0), c64(bt_), 16, [&](Value* i) {
+          Value* r = load_v(gep_f(row, i), 16);
+          Value* a;
           Value* x;
           {
+            // r_t * s_t and its quantization are plain IEEE operations (no
+            // contraction or reassociation): the reference computes exactly these.
             llvm::IRBuilderBase::FastMathFlagGuard exact(b_);
             b_.clearFastMathFlags();
-            x = b_.CreateFMul(weight(i), splat(inv, 16));
+            a = b_.CreateFMul(r, load_v(gep_f(scale, i), 16));
+            x = b_.CreateFMul(a, splat(inv, 16));
           }
           Value* u = b_.CreateIntrinsic(llvm::Intrinsic::rint, {vf(16)}, {x});
           u = clamp(u, splat(cf(0), 16), splat(cf(top_weight), 16));
-          set(usum, b_.CreateFAdd(get(usum, vf(16)), u));
           b_.CreateAlignedStore(b_.CreateFPToUI(u, i8x16), gep_b(weights, i), llvm::Align(1));
+          Value* err = fma(splat(b_.CreateFNeg(step), 16), u, a);
+          set(msum, fma(r, load_v(gep_f(min, i), 16), fma(splat(cf(mid), 16), err, get(msum, vf(16)))));
         });
         Value* hg = add(b_.CreateMul(h, c64(t.groups)), gr);
-        // Codes measured from the middle one: sum_t r_t min_t + z (sum_t a_t - step sum_t u_t).
-        const float mid = 0.5f * static_cast<float>((1 << t.bits) - 1);
-        Value* centre = b_.CreateFMul(cf(mid), b_.CreateFSub(reduce_add(get(asum, vf(16))),
-                                                             b_.CreateFMul(step, reduce_add(get(usum, vf(16))))));
-        Value* block_min = b_.CreateFAdd(reduce_add(get(msum, vf(16))), centre);
-        store_f(fma(beta, block_min, load_f(gep_f(vmins_, hg))), gep_f(vmins_, hg));
+        Value* dst = gep_f(vmins_, b_.CreateMul(hg, c64(16)));
+        store_v(fma(splat(beta, 16), get(msum, vf(16)), load_v(dst, 16)), dst);
         store_f(b_.CreateFMul(beta, step), gep_f(vsteps_, hg));
       });
     });
@@ -1013,10 +1008,14 @@ class KernelGen {
             store_f(b_.CreateFAdd(load_f(dst), b_.CreateExtractElement(sum, static_cast<std::uint64_t>(p))), dst);
           }
         }
-      Value* mins = gep_f(vmins_, b_.CreateMul(h, c64(t.groups)));
-      loop(c64(0), c64(d_), 1, [&](Value* c) {
-        Value* dst = gep_f(arow, c);
-        store_f(b_.CreateFAdd(load_f(dst), load_f(gep_f(mins, b_.CreateUDiv(c, c64(s_.value.group))))), dst);
+      Value* mins = gep_f(vmins_, b_.CreateMul(h, c64(t.groups * 16)));
+      loop(c64(0), c64(t.groups), 1, [&](Value* gr) {
+        Value* min = reduce_add(load_v(gep_f(mins, b_.CreateMul(gr, c64(16))), 16));
+        Value* first = b_.CreateMul(gr, c64(s_.value.group));
+        loop(c64(0), c64(s_.value.group), 1, [&](Value* c) {
+          Value* dst = gep_f(arow, add(first, c));
+          store_f(b_.CreateFAdd(load_f(dst), min), dst);
+        });
       });
     });
   }
@@ -1310,12 +1309,14 @@ class KernelGen {
   bool int8_values_ = false;
   // Int8 values (values_int8_block): scales and mins of a block [2 * groups][B],
   // weights u8 [g][groups][B], block sums [g][vector][16] in the tile channel
-  // order, min sums [g][groups], beta * step [g][groups].
+  // order, min sums [g][groups][16 lanes], beta * step [g][groups], the block's
+  // weight quantization W / A then step = A / W per group [2][groups].
   Value* vhdr_ = nullptr;
   Value* vweights_ = nullptr;
   Value* vsums_ = nullptr;
   Value* vmins_ = nullptr;
   Value* vsteps_ = nullptr;
+  Value* vquant_ = nullptr;
 };
 
 }  // namespace

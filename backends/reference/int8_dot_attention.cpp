@@ -88,17 +88,18 @@ void int8_block_values(const std::uint8_t* sec, const ir::QuantFormat& f, int he
   std::vector<int> u(r.size());
   std::vector<char> tie(r.size());
   for (int gr = 0; gr < groups; ++gr) {
-    float amax = 0.0f;
+    float smax = 0.0f;
     double min_sum = 0.0, a_sum = 0.0, u_sum = 0.0;
     for (std::size_t t = 0; t < r.size(); ++t) {
       const std::uint8_t* tok = sec + t * tok_bytes;
-      a[t] = r[t] * load_half(tok + 2 * static_cast<std::size_t>(gr));
-      amax = std::max(amax, a[t]);
+      const float s = load_half(tok + 2 * static_cast<std::size_t>(gr));
+      a[t] = r[t] * s;
+      smax = std::max(smax, s);
       a_sum += a[t];
       min_sum += static_cast<double>(r[t]) * load_half(tok + 2 * static_cast<std::size_t>(groups + gr));
     }
-    const float inv = amax > 0.0f ? top_weight / amax : 0.0f;
-    const float step = amax / top_weight;
+    const float inv = smax > 0.0f ? top_weight / smax : 0.0f;
+    const float step = smax / top_weight;
     for (std::size_t t = 0; t < r.size(); ++t) {
       const float x = a[t] * inv;
       u[t] = static_cast<int>(std::clamp(std::nearbyint(x), 0.0f, top_weight));

@@ -24,7 +24,9 @@
 //   W      = 255, or 127 for 8-bit codes (vpdpbusd's signed operand then holds the weights)
 // and per value group g:
 //   a_t    = r_t * s_tg                                (float product)
-//   A      = max_t a_t;  inv = W / A (0 when A == 0);  step = A / W
+//   A      = max_t s_tg;  inv = W / A (0 when A == 0);  step = A / W
+//            (A bounds every a_t, as r_t <= 1, and does not depend on the
+//            query: one step per block and group serves every head)
 //   u_t    = clamp(nearbyint(a_t * inv), 0, W)         (round half to even)
 //   z      = (2^bits - 1) / 2                          (the middle code)
 //   V_d    = step * sum_t u_t c_td + sum_t r_t m_tg + z * (sum_t a_t - step * sum_t u_t)
