@@ -222,6 +222,13 @@ class KernelGen {
     return f;
   }
 
+  // body(h) for every query head h of the group, unrolled in the IR: the heads'
+  // per-block softmax steps are independent chains of dependent scalar work that
+  // the CPU overlaps only when they sit side by side.
+  void unrolled_heads(const std::function<void(Value*)>& body) {
+    for (int h = 0; h < g_; ++h) body(c64(h));
+  }
+
   // for (iv = begin; iv < end; iv += step) body(iv). The code is vectorised by
   // construction, so loops carry metadata that keeps the vectoriser off them and
   // bounds unrolling (`unroll` copies; 1 = none): full unrolling of the constant
@@ -865,7 +872,7 @@ class KernelGen {
       store_f(b_.CreateFDiv(a, cf(top_weight)), gep_f(vquant_, c64(t.groups + j)));
     }
     const std::int64_t sums_per_head = static_cast<std::int64_t>(t.vectors()) * 16;
-    loop(c64(0), c64(g_), 1, [&](Value* h) {
+    unrolled_heads([&](Value* h) {
       Value* row = gep_f(sbuf_, b_.CreateMul(h, c64(sbuf_stride_)));
       Value* mx = var(vf(16), "block_max");
       set(mx, splat(cf(-std::numeric_limits<float>::infinity()), 16));
@@ -1026,9 +1033,7 @@ class KernelGen {
     Value* nw = n_const >= 0 ? static_cast<Value*>(c64(round_up(n_const, w_)))
                              : b_.CreateMul(b_.CreateUDiv(add(n, c64(w_ - 1)), c64(w_)), c64(w_));
     const bool pad = n_const < 0 || n_const % w_ != 0;
-    // Heads in a run-time loop: this part is small next to the dot products, and
-    // one copy of it instead of g keeps the kernel small.
-    loop(c64(0), c64(g_), 1, [&](Value* h) {
+    unrolled_heads([&](Value* h) {
       Value* row = gep_f(sbuf_, b_.CreateMul(h, c64(sbuf_stride_)));
       if (pad)
         loop(n, nw, 1, [&](Value* t) { store_f(cf(-std::numeric_limits<float>::infinity()), gep_f(row, t)); });
