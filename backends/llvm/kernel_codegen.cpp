@@ -842,15 +842,24 @@ class KernelGen {
     auto* f16x16 = llvm::FixedVectorType::get(f16_, 16);
     auto* i8x16 = llvm::FixedVectorType::get(i8_, 16);
     // Scales and mins of the block's tokens, tokens across lanes: header dword j
-    // of 16 tokens at once holds halves 2j and 2j + 1 (scales, then mins).
-    std::vector<llvm::Constant*> lane_offsets;
-    for (int lane = 0; lane < 16; ++lane) lane_offsets.push_back(c64(lane * v_tok));
-    Value* lane_off = llvm::ConstantVector::get(lane_offsets);
+    // of 16 tokens at once holds halves 2j and 2j + 1 (scales, then mins). The 16
+    // headers are loaded whole and transposed by shuffles (a gather costs a
+    // load per lane and is slow on every x86 this runs on).
+    auto* header_ty = llvm::FixedVectorType::get(i32_, static_cast<unsigned>(t.groups));
     loop(c64(0), c64(bt_), 16, [&](Value* t0) {
       Value* base = b_.CreateMul(t0, c64(v_tok));
+      std::vector<Value*> headers;
+      for (int k = 0; k < 16; ++k)
+        headers.push_back(b_.CreateAlignedLoad(header_ty, gep_b(vsec, add(base, c64(k * v_tok))), llvm::Align(1)));
+      while (headers.size() > 1) {
+        std::vector<Value*> next;
+        for (std::size_t i = 0; i < headers.size(); i += 2) next.push_back(concat(headers[i], headers[i + 1]));
+        headers = next;
+      }
       for (int j = 0; j < t.groups; ++j) {
-        Value* offs = b_.CreateAdd(b_.CreateVectorSplat(16, add(base, c64(4LL * j))), lane_off);
-        Value* words = b_.CreateMaskedGather(i32x16, b_.CreateGEP(i8_, vsec, offs), llvm::Align(1));
+        std::vector<int> lanes;
+        for (int k = 0; k < 16; ++k) lanes.push_back(k * t.groups + j);
+        Value* words = b_.CreateShuffleVector(headers[0], lanes);
         Value* halves[2] = {b_.CreateTrunc(words, i16x16),
                             b_.CreateTrunc(b_.CreateLShr(words, b_.CreateVectorSplat(16, b_.getInt32(16))), i16x16)};
         for (int k = 0; k < 2; ++k)
