@@ -687,38 +687,57 @@ class KernelGen {
     Value* codes = gep_b(sec, c64(4LL * kd_));
     const int cw = largest_pow2_lanes(w_, kd_);
     auto* i8v = llvm::FixedVectorType::get(i8_, static_cast<unsigned>(cw));
-    std::vector<Value*> step, base;
+    // One pass over the channels for all heads: each chunk of the block's scales
+    // and mins is loaded and widened once and used by every head.
+    std::vector<Value*> amax, qm;
     for (int h = 0; h < g_; ++h) {
-      const std::int64_t off = static_cast<std::int64_t>(h) * kd_;
-      Value* amax = var(vf(cw), "amax");
-      Value* qm = var(vf(cw), "qm");
-      set(amax, llvm::Constant::getNullValue(vf(cw)));
-      set(qm, llvm::Constant::getNullValue(vf(cw)));
-      loop(c64(0), c64(kd_), cw, [&](Value* c) {
-        Value* qv = load_v(gep_f(qk_, add(c, c64(off))), cw);
+      amax.push_back(var(vf(cw), "amax"));
+      qm.push_back(var(vf(cw), "qm"));
+      set(amax.back(), llvm::Constant::getNullValue(vf(cw)));
+      set(qm.back(), llvm::Constant::getNullValue(vf(cw)));
+    }
+    loop(c64(0), c64(kd_), cw, [&](Value* c) {
+      Value* sv = load_half_v(b_.CreateGEP(i16_, scales, c), cw);
+      Value* mv = load_half_v(b_.CreateGEP(i16_, mins, c), cw);
+      for (int h = 0; h < g_; ++h) {
+        const auto hs = static_cast<std::size_t>(h);
+        Value* at = add(c, c64(static_cast<std::int64_t>(h) * kd_));
+        Value* qv = load_v(gep_f(qk_, at), cw);
         Value* x;
         {
           llvm::IRBuilderBase::FastMathFlagGuard exact(b_);
           b_.clearFastMathFlags();
-          x = b_.CreateFMul(qv, load_half_v(b_.CreateGEP(i16_, scales, c), cw));
+          x = b_.CreateFMul(qv, sv);
         }
-        store_v(x, gep_f(qsc_, add(c, c64(off))));
-        set(amax, fmax(get(amax, vf(cw)), b_.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, x)));
-        set(qm, fma(qv, load_half_v(b_.CreateGEP(i16_, mins, c), cw), get(qm, vf(cw))));
-      });
-      base.push_back(reduce_add(get(qm, vf(cw))));
+        store_v(x, gep_f(qsc_, at));
+        set(amax[hs], fmax(get(amax[hs], vf(cw)), b_.CreateUnaryIntrinsic(llvm::Intrinsic::fabs, x)));
+        set(qm[hs], fma(qv, mv, get(qm[hs], vf(cw))));
+      }
+    });
+    std::vector<Value*> step, base, inv;
+    for (int h = 0; h < g_; ++h) {
+      const auto hs = static_cast<std::size_t>(h);
+      base.push_back(reduce_add(get(qm[hs], vf(cw))));
       llvm::IRBuilderBase::FastMathFlagGuard exact(b_);
       b_.clearFastMathFlags();
-      Value* mx = reduce_max(get(amax, vf(cw)));
-      Value* inv = b_.CreateSelect(b_.CreateFCmpOGT(mx, cf(0)), b_.CreateFDiv(cf(127), mx), cf(0));
+      Value* mx = reduce_max(get(amax[hs], vf(cw)));
+      inv.push_back(b_.CreateSelect(b_.CreateFCmpOGT(mx, cf(0)), b_.CreateFDiv(cf(127), mx), cf(0)));
       step.push_back(b_.CreateFDiv(mx, cf(127)));
-      loop(c64(0), c64(kd_), cw, [&](Value* c) {
-        Value* r = b_.CreateIntrinsic(llvm::Intrinsic::rint, {vf(cw)},
-                                      {b_.CreateFMul(load_v(gep_f(qsc_, add(c, c64(off))), cw), splat(inv, cw))});
-        r = clamp(r, splat(cf(-127), cw), splat(cf(127), cw));
-        b_.CreateAlignedStore(b_.CreateFPToSI(r, i8v), gep_b(qi_, add(c, c64(off))), llvm::Align(1));
-      });
     }
+    loop(c64(0), c64(kd_), cw, [&](Value* c) {
+      for (int h = 0; h < g_; ++h) {
+        const auto hs = static_cast<std::size_t>(h);
+        Value* at = add(c, c64(static_cast<std::int64_t>(h) * kd_));
+        Value* r;
+        {
+          llvm::IRBuilderBase::FastMathFlagGuard exact(b_);
+          b_.clearFastMathFlags();
+          r = b_.CreateIntrinsic(llvm::Intrinsic::rint, {vf(cw)}, {b_.CreateFMul(load_v(gep_f(qsc_, at), cw), splat(inv[hs], cw))});
+        }
+        r = clamp(r, splat(cf(-127), cw), splat(cf(127), cw));
+        b_.CreateAlignedStore(b_.CreateFPToSI(r, i8v), gep_b(qi_, at), llvm::Align(1));
+      }
+    });
     const int nt = bt_ / 16;
     auto* i32x16 = llvm::FixedVectorType::get(i32_, 16);
     std::vector<Value*> acc;
