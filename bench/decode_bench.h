@@ -38,7 +38,7 @@ struct DecodeBenchOptions {
   double llc_multiple = 4.0;      // caches cycled through >= this many LLCs (and >= 256 MiB)
   bool time_reference = true;     // also time backends/reference (slow) for the speed-up column
   ir::KernelIsa isa = ir::KernelIsa::Host;
-  // Also time each format whose keys admit it with the int8-dot kernel option
+  // Also time each format whose keys or values admit it with the int8-dot kernel option
   // (ir::KernelSpec::int8_dot), as an extra row labelled "<format>+i8".
   bool int8_dot = false;
 };
@@ -46,7 +46,7 @@ struct DecodeBenchOptions {
 struct DecodeBenchResult {
   std::string label;
   std::string kernel;
-  bool int8_dot = false;           // the kernel uses int8 dot products for key scores
+  bool int8_dot = false;           // the kernel has the int8-dot option (keys and/or values)
   std::int64_t context = 0;
   int threads = 1;
   double us_per_call = 0;          // one layer decode step (all KV heads)

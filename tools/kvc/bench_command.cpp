@@ -22,6 +22,7 @@ struct BenchOptions {
   std::string isa = "host";
   double min_seconds = 0.3;
   double llc_multiple = 4.0;
+  bool int8_dot = false;
 };
 
 std::string format_label(const ir::LayerPlan& p) {
@@ -80,6 +81,7 @@ nlohmann::ordered_json report_json(const bench::DecodeBenchReport& r, const std:
                      {"kernel", x.kernel},
                      {"context", x.context},
                      {"threads", x.threads},
+                     {"int8_dot", x.int8_dot},
                      {"us_per_call", figure(x.us_per_call)},
                      {"bytes", x.bytes_per_call},
                      {"gbs", figure(x.gbps)},
@@ -112,6 +114,7 @@ int run_bench(const BenchOptions& o) {
   options.threads = o.threads;
   options.min_seconds = o.min_seconds;
   options.llc_multiple = o.llc_multiple;
+  options.int8_dot = o.int8_dot;
   try {
     options.isa = ir::parse_kernel_isa(o.isa);
   } catch (const Error& e) {
@@ -146,7 +149,7 @@ CommandRunner add_bench_command(CLI::App& app) {
   cmd->add_flag("--json", o->json,
                 "Print one JSON object: read_bandwidth_gbs (the 2-thread figure, else the highest), isa, and cases "
                 "[{format, context, threads, us_per_call, bytes, gbs, fraction_of_bandwidth, speedup_vs_fp16, "
-                "speedup_vs_reference}]");
+                "speedup_vs_reference, int8_dot}]");
   cmd->add_option("--contexts", o->contexts, "Context lengths in tokens, comma-separated (default 4096,32768)")
       ->delimiter(',');
   cmd->add_option("--threads", o->threads, "Thread counts, comma-separated (default 1,2)")->delimiter(',');
@@ -156,6 +159,9 @@ CommandRunner add_bench_command(CLI::App& app) {
   cmd->add_option("--llc-multiple", o->llc_multiple,
                   "Each case cycles through enough layers' caches to fill this many last-level caches (at least "
                   "256 MiB), so every call reads from memory (default 4; lower it only for quick checks)");
+  cmd->add_flag("--int8-dot", o->int8_dot,
+                "Also time every format whose keys or values admit it with the int8-dot kernel option (integer dot "
+                "products, vpdpbusd on AVX-512 VNNI), as extra cases labelled FORMAT+i8");
   return [o] { return run_bench(*o); };
 }
 
