@@ -25,7 +25,7 @@ struct Workbench {
 
 const Workbench& workbench() {
   static const Workbench w = [] {
-    Workbench out{kvc::frontend::load_spec(std::string(KVC_SOURCE_DIR) + "/specs/llama-3.1-70b.yaml"), nullptr};
+    Workbench out{kvc::frontend::load_spec(std::string(KVC_SOURCE_DIR) + "/specs/llama-3.1-70b.yaml"), nullptr, nullptr};
     out.stats = std::make_shared<const kvc::calibration::CalibrationStats>(kvc::testing::synthetic_stats(out.spec.model));
     kvc::testing::SyntheticStatsOptions e2e;
     e2e.end_to_end_probes = true;

@@ -101,7 +101,9 @@ TEST(Statistics, SpectraAreNonNegativeSortedAndRankErrorsFallToZero) {
     for (int row = 0; row < m.model.layers - g + 1; ++row) {
       for (int i = 0; i < g * D; ++i) {
         EXPECT_GE(s[row * g * D + i], 0.0f);
-        if (i + 1 < g * D) EXPECT_GE(s[row * g * D + i], s[row * g * D + i + 1]);
+        if (i + 1 < g * D) {
+          EXPECT_GE(s[row * g * D + i], s[row * g * D + i + 1]);
+        }
       }
       EXPECT_FLOAT_EQ(e[row * (g * D + 1)], 1.0f);
       EXPECT_EQ(e[row * (g * D + 1) + g * D], 0.0f);

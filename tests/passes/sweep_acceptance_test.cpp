@@ -44,8 +44,11 @@ TEST(SweepAcceptance, JointIsLowestKvtunerAndCakeBeatTheirBaselinesAndPrediction
   ASSERT_EQ(kl.size(), 4u);
   for (const auto& [budget, methods] : kl) {
     ASSERT_EQ(methods.size(), sweep_methods().size()) << "a method made no plan at " << budget;
-    for (const auto& [method, value] : methods)
-      if (method != "joint") EXPECT_LE(methods.at("joint"), value) << "joint vs " << method << " at " << budget;
+    for (const auto& [method, value] : methods) {
+      if (method != "joint") {
+        EXPECT_LE(methods.at("joint"), value) << "joint vs " << method << " at " << budget;
+      }
+    }
     EXPECT_LT(methods.at("kvtuner"), methods.at("kivi")) << "kvtuner vs kivi at " << budget;
     EXPECT_LT(methods.at("cake"), methods.at("snapkv")) << "cake vs snapkv at " << budget;
     for (const std::string method : {"prefixkv", "xkv"}) {
