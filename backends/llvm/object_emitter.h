@@ -18,7 +18,7 @@ struct EmitOptions {
   // has avx512f/bw/vl/dq, else AVX2 with fma/f16c, else scalar). The object runs
   // only on CPUs with that isa.
   ir::KernelIsa isa = ir::KernelIsa::Host;
-  // Emit every kernel whose keys admit it (ir::supports_int8_dot) with the int8-dot
+  // Emit every kernel whose keys or values admit it (ir::supports_int8_dot) with the int8-dot
   // option (symbols end in _i8): vpdpbusd when `cpu` has AVX-512 VNNI, the same
   // integer sums in plain vector code otherwise.
   bool int8_dot = false;

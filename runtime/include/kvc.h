@@ -117,11 +117,13 @@ typedef struct kvc_runtime_config {
   kvc_isa isa;         /* LLVM_JIT only */
   /* LLVM_JIT only; added after the first version (hosts built before it pass a smaller
    * `size` and get 0). Nonzero: every layer whose keys are per-channel 8/4/2-bit codes at
-   * full rank (head_dim a multiple of 4, token block a multiple of 16) runs the int8-dot
-   * attention kernel: per block the scaled query is quantized to int8 and dotted with the
-   * raw key codes. Faster on CPUs with VNNI, approximate (scores change by the query's
-   * rounding); kvc_layer_kernel_names() shows those kernels with an "_i8" suffix. Other
-   * layers and the append encoders are unchanged. Another backend with int8_dot set fails
+   * full rank (head_dim a multiple of 4, token block a multiple of 16), or whose values are
+   * per-token 8/4/2-bit codes (token block a multiple of 16), runs the int8-dot attention
+   * kernel: per block the scaled query is quantized to int8 and dotted with the raw key
+   * codes, and the softmax weights are rounded to 8 bits and dotted with the raw value
+   * codes. Faster on CPUs with VNNI, approximate (the query's and the weights' rounding;
+   * definition: backends/reference/int8_dot_attention.h); kvc_layer_kernel_names() shows
+   * those kernels with an "_i8" suffix. Other layers and the append encoders are unchanged. Another backend with int8_dot set fails
    * with KVC_ERROR_INVALID_ARGUMENT. */
   int32_t int8_dot;
 } kvc_runtime_config;

@@ -212,8 +212,9 @@ CommandRunner add_compile_command(CLI::App& app) {
       ->delimiter(',')
       ->check(CLI::IsMember({"report", "plan", "ir", "obj"}));
   cmd->add_flag("--int8-dot", o->int8_dot,
-                "With --emit obj: compile every kernel whose keys allow it with the int8-dot option (integer key "
-                "scores, symbols ending in _i8; its KL cost: README). AVX-512 VNNI when target.cpu has it");
+                "With --emit obj: compile every kernel whose keys or values allow it with the int8-dot option (integer "
+                "dot products on the codes, symbols ending in _i8; its KL cost: README). AVX-512 VNNI when "
+                "target.cpu has it");
   cmd->add_flag("--json", o->json, "Print the plan report as one JSON object (fields: README.md)");
   std::string pass_list;
   for (const auto& info : passes::pass_registry()) pass_list += "\n  " + info.name + ": " + info.description;

@@ -48,12 +48,12 @@ int eval(EvalCommandOptions& o) {
   o.run.cache_backend = o.backend == "llvm-jit" ? KVC_BACKEND_LLVM_JIT : KVC_BACKEND_REFERENCE;
   o.run.cache_isa = ir::parse_kernel_isa(o.isa);
   if (o.run.int8_dot) {
-    // The option changes only layers whose key format allows it: say when that is none.
+    // The option changes only layers whose key or value format allows it: say when that is none.
     int eligible = 0;
     for (int l = 0; l < static_cast<int>(plan.layers.size()); ++l)
       eligible += ir::supports_int8_dot(ir::lower_layer(plan, l)) ? 1 : 0;
     std::cerr << "int8-dot: " << eligible << " of " << plan.layers.size()
-              << " layers have per-channel 8/4/2-bit keys and run int8-dot kernels\n";
+              << " layers have 8/4/2-bit keys or values that run as int8 dot products\n";
   }
   const calibration::EvalReport r = calibration::evaluate_plan(m, plan, o.run, origin);
   if (o.json) {
@@ -136,8 +136,8 @@ CommandRunner add_eval_command(CLI::App& app) {
       ->check(CLI::IsMember({"host", "scalar", "avx2", "avx512"}))
       ->capture_default_str();
   cmd->add_flag("--int8-dot", o->run.int8_dot,
-                "With --backend llvm-jit: layers with per-channel 8/4/2-bit keys score keys as int8 dot products "
-                "(ir::KernelSpec::int8_dot); the KL then includes what that approximation costs");
+                "With --backend llvm-jit: layers with 8/4/2-bit keys (per channel) or values (per token) run them "
+                "as int8 dot products (ir::KernelSpec::int8_dot); the KL then includes what that approximation costs");
   cmd->add_flag("--json", o->json,
                 "Print one JSON object: kl_mean, kl_max, top1_agreement, ppl_full, ppl_plan, ppl_fp32, bytes_full, "
                 "bytes_plan, bytes_fp32, kl_fp16_vs_fp32, ...");
