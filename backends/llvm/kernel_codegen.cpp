@@ -4,6 +4,7 @@
 #include <functional>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <llvm/IR/Constants.h>
@@ -648,6 +649,15 @@ class KernelGen {
     for (int i = 0; i < 2 * n; ++i) lanes.push_back(i);
     return b_.CreateShuffleVector(a, x, lanes);
   }
+  // The vectors end to end (a power-of-two count of equal vectors), by a tree of concats.
+  Value* concat_all(std::vector<Value*> parts) {
+    while (parts.size() > 1) {
+      std::vector<Value*> next;
+      for (std::size_t i = 0; i < parts.size(); i += 2) next.push_back(concat(parts[i], parts[i + 1]));
+      parts = std::move(next);
+    }
+    return parts[0];
+  }
 
   // The codes of tokens [16 tv, 16 tv + 16) of the 4 channel rows at `rows` (each
   // `row` bytes), transposed to what vpdpbusd wants: byte 4j+k = the code of token
@@ -832,26 +842,22 @@ class KernelGen {
       Value* off = add(b_.CreateMul(add(tok0, c64(k)), c64(v_tok)), c64(static_cast<std::int64_t>(j) * t.cb));
       pieces.push_back(b_.CreateAlignedLoad(piece_ty, gep_b(codes, off), llvm::Align(1)));
     }
-    while (pieces.size() > 1) {
-      std::vector<Value*> next;
-      for (std::size_t i = 0; i < pieces.size(); i += 2) next.push_back(concat(pieces[i], pieces[i + 1]));
-      pieces = next;
-    }
     std::vector<int> pick;
     for (int dd = 0; dd < 16; ++dd)
       for (int k = 0; k < 4; ++k) pick.push_back((4 * (dd / t.cb) + k) * t.cb + dd % t.cb);
-    return b_.CreateShuffleVector(pieces[0], pick);
+    return b_.CreateShuffleVector(concat_all(std::move(pieces)), pick);
   }
 
   // One per-token value block through int8 dot products (KernelSpec::int8_dot; the
-  // definition is backends/reference/int8_dot_attention.h). Per head: the block's
-  // own softmax r_t = exp(score_t - M) (M the block's max), the online update of
-  // m, l and the block sums by M; per group the weights r_t s_t are quantized to
-  // u_t = rint(r_t s_t * W / max) (W = 255, 127 for 8-bit codes whose bytes must
-  // be vpdpbusd's unsigned operand), then vsums += beta step sum_t u_t code_t and
-  // vmins += beta (sum_t r_t min_t + z (sum_t r_t s_t - step sum_t u_t)), beta =
-  // exp(M - m), z the middle code: the rounding then errs on centred codes. `prefetch(slot, slots)` runs
-  // once per step of the integer loops.
+  // definition is backends/reference/int8_dot_attention.h). Per group, A = the
+  // block's largest scale (shared by all heads). Per head: the block's own softmax
+  // r_t = exp(score_t - M) (M the block's max), the online update of m, l and the
+  // block sums by M; per group the weights r_t s_t are quantized to
+  // u_t = rint(r_t s_t * W / A) (W = 255, 127 for 8-bit codes whose bytes must be
+  // vpdpbusd's unsigned operand), then vsums += beta step sum_t u_t code_t and the
+  // lane-wise vmins += beta (r_t min_t + z (r_t s_t - step u_t)), beta = exp(M - m),
+  // z the middle code: the rounding then errs on centred codes.
+  // `prefetch(slot, slots)` runs once per step of the integer loops.
   void values_int8_block(Value* vsec, Value* m, Value* l,
                          const std::function<void(Value* slot, std::int64_t slots)>& prefetch) {
     const ValueTiles t = value_tiles();
@@ -870,15 +876,11 @@ class KernelGen {
       std::vector<Value*> headers;
       for (int k = 0; k < 16; ++k)
         headers.push_back(b_.CreateAlignedLoad(header_ty, gep_b(vsec, add(base, c64(k * v_tok))), llvm::Align(1)));
-      while (headers.size() > 1) {
-        std::vector<Value*> next;
-        for (std::size_t i = 0; i < headers.size(); i += 2) next.push_back(concat(headers[i], headers[i + 1]));
-        headers = next;
-      }
+      Value* all = concat_all(std::move(headers));
       for (int j = 0; j < t.groups; ++j) {
         std::vector<int> lanes;
         for (int k = 0; k < 16; ++k) lanes.push_back(k * t.groups + j);
-        Value* words = b_.CreateShuffleVector(headers[0], lanes);
+        Value* words = b_.CreateShuffleVector(all, lanes);
         Value* halves[2] = {b_.CreateTrunc(words, i16x16),
                             b_.CreateTrunc(b_.CreateLShr(words, b_.CreateVectorSplat(16, b_.getInt32(16))), i16x16)};
         for (int k = 0; k < 2; ++k)

@@ -33,7 +33,7 @@
 // the block's value sum for channel d of group g: sum_t (step u_t)(c_td - z) +
 // sum_t r_t (m_tg + s_tg z), so the weights' rounding error multiplies codes
 // centred on the middle one (half the error of raw codes) at no cost per code.
-// and the block adds e^(M - top) V_d / L to the output, L the softmax denominator
+// The block adds e^(M - top) V_d / L to the output, L the softmax denominator
 // over all tokens (e^(score - top) summed in double). Tail values are exact.
 //
 // Kernel and reference scores differ in their last bits (summation order), so a
