@@ -21,6 +21,7 @@
 #include "ir/layout.h"
 #include "support/diagnostics.h"
 #include "support/half.h"
+#include "support/large_buffer.h"
 
 namespace kvc::bench {
 namespace {
@@ -98,9 +99,11 @@ struct DecodeWorkload::Impl {
   int head_dim = 0, kv_heads = 0, q_heads = 0, g = 1, block = 1, threads = 1;
   std::int64_t n_blocks = 0, n_tail = 0, block_bytes = 0;
   int layers = 0, next = 0;
-  std::vector<std::vector<std::uint8_t>> arenas;              // per layer: all heads' blocks
-  std::vector<std::vector<const std::uint8_t*>> pointers;     // per layer: [kv_heads][n_blocks]
-  std::vector<std::vector<std::uint16_t>> tails_k, tails_v;   // per layer: [kv_heads][n_tail][d]
+  // Every layer's blocks and tails, in huge pages like the runtime's block pools
+  // (support/large_buffer.h); taken from and given back to recycled_arena.
+  LargeBuffer arena;
+  std::vector<std::vector<const std::uint8_t*>> pointers;  // per layer: [kv_heads][n_blocks]
+  std::vector<const std::uint16_t*> tails_k, tails_v;      // per layer: [kv_heads][n_tail][d]
   std::vector<float> q, out;
   const llvm_backend::CompiledKernel* kernel = nullptr;
   std::unique_ptr<kvc::ThreadPool> pool;
@@ -111,15 +114,40 @@ struct DecodeWorkload::Impl {
     a.blocks = pointers[static_cast<std::size_t>(layer)].data() + hs * static_cast<std::size_t>(n_blocks);
     a.n_blocks = n_blocks;
     const std::size_t tail_off = hs * static_cast<std::size_t>(n_tail) * static_cast<std::size_t>(head_dim);
-    a.tail_k = tails_k[static_cast<std::size_t>(layer)].data() + tail_off;
-    a.tail_v = tails_v[static_cast<std::size_t>(layer)].data() + tail_off;
+    a.tail_k = tails_k[static_cast<std::size_t>(layer)] + tail_off;
+    a.tail_v = tails_v[static_cast<std::size_t>(layer)] + tail_off;
     a.n_tail = n_tail;
     const std::size_t qo = hs * static_cast<std::size_t>(g) * static_cast<std::size_t>(head_dim);
     a.q = q.data() + qo;
     a.out = const_cast<float*>(out.data()) + qo;
     return a;
   }
+  ~Impl();
 };
+
+namespace {
+
+// The last workload's arena, kept for the next one. First-touching GiBs of fresh
+// pages costs seconds on a VM (each fault goes to the host), several times per
+// benchmark case; a reused arena has its pages already.
+std::mutex recycled_mutex;
+LargeBuffer recycled_arena;
+
+LargeBuffer take_arena(std::size_t bytes) {
+  {
+    std::lock_guard lock(recycled_mutex);
+    if (recycled_arena.size() >= bytes) return std::move(recycled_arena);
+    recycled_arena = LargeBuffer();  // too small: free it before mapping the larger one
+  }
+  return LargeBuffer(bytes);
+}
+
+}  // namespace
+
+DecodeWorkload::Impl::~Impl() {
+  std::lock_guard lock(recycled_mutex);
+  if (arena.size() > recycled_arena.size()) recycled_arena = std::move(arena);
+}
 
 DecodeWorkload::DecodeWorkload(const ir::ModelShape& shape, const ir::LayerPlan& plan, std::int64_t context,
                                int threads, double llc_multiple, ir::KernelIsa isa, bool int8_dot)
@@ -163,21 +191,29 @@ DecodeWorkload::DecodeWorkload(const ir::ModelShape& shape, const ir::LayerPlan&
   const std::size_t blocks_per_layer = static_cast<std::size_t>(w.kv_heads) * static_cast<std::size_t>(w.n_blocks);
   const std::size_t tail_elems =
       static_cast<std::size_t>(w.kv_heads) * static_cast<std::size_t>(w.n_tail) * static_cast<std::size_t>(w.head_dim);
+  // One layer's tails drawn at random, copied to the others like the blocks.
+  std::vector<std::uint16_t> tail_k(tail_elems), tail_v(tail_elems);
+  for (std::size_t i = 0; i < tail_elems; ++i) {
+    tail_k[i] = float_to_half(normal(rng));
+    tail_v[i] = float_to_half(normal(rng));
+  }
+  const std::size_t block_bytes = static_cast<std::size_t>(w.block_bytes);
+  const std::size_t tail_bytes = tail_elems * sizeof(std::uint16_t);
+  const std::size_t layer_stride = blocks_per_layer * block_bytes + 2 * tail_bytes;
+  w.arena = take_arena(layer_stride * static_cast<std::size_t>(w.layers));
   for (int l = 0; l < w.layers; ++l) {
-    auto& arena = w.arenas.emplace_back(blocks_per_layer * static_cast<std::size_t>(w.block_bytes));
+    std::uint8_t* base = w.arena.data() + static_cast<std::size_t>(l) * layer_stride;
     auto& ptrs = w.pointers.emplace_back(blocks_per_layer);
     for (std::size_t b = 0; b < blocks_per_layer; ++b) {
-      std::uint8_t* dst = arena.data() + b * static_cast<std::size_t>(w.block_bytes);
-      std::memcpy(dst, tmpl.data() + (b % templates) * static_cast<std::size_t>(w.block_bytes),
-                  static_cast<std::size_t>(w.block_bytes));
+      std::uint8_t* dst = base + b * block_bytes;
+      std::memcpy(dst, tmpl.data() + (b % templates) * block_bytes, block_bytes);
       ptrs[b] = dst;
     }
-    auto& tk = w.tails_k.emplace_back(tail_elems);
-    auto& tv = w.tails_v.emplace_back(tail_elems);
-    for (std::size_t i = 0; i < tail_elems; ++i) {
-      tk[i] = float_to_half(normal(rng));
-      tv[i] = float_to_half(normal(rng));
-    }
+    std::uint8_t* tails = base + blocks_per_layer * block_bytes;  // 2-byte aligned: block bytes are even
+    std::memcpy(tails, tail_k.data(), tail_bytes);
+    std::memcpy(tails + tail_bytes, tail_v.data(), tail_bytes);
+    w.tails_k.push_back(reinterpret_cast<const std::uint16_t*>(tails));
+    w.tails_v.push_back(reinterpret_cast<const std::uint16_t*>(tails + tail_bytes));
   }
   w.q.resize(static_cast<std::size_t>(w.q_heads * w.head_dim));
   for (auto& x : w.q) x = normal(rng);

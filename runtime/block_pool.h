@@ -4,9 +4,12 @@
 // evicted block's slot is reused and the layer never holds more than the plan's
 // main_block_capacity x kv_heads x batch blocks. Thread-safe (sequences of one
 // layer append from different threads).
+// Slots are zero until first written, and pages are committed only then.
 #include <cstdint>
 #include <mutex>
 #include <vector>
+
+#include "support/large_buffer.h"
 
 namespace kvc::runtime {
 
@@ -29,7 +32,7 @@ class BlockPool {
 
  private:
   std::int64_t slots_, slot_bytes_;
-  std::vector<std::uint8_t> bytes_;
+  LargeBuffer bytes_;  // zeroed, in huge pages where the kernel allows
   mutable std::mutex mutex_;
   std::vector<std::int64_t> free_;  // a stack: the most recently freed slot is reused first
 };
