@@ -659,22 +659,25 @@ class KernelGen {
     return parts[0];
   }
 
-  // The codes of tokens [16 tv, 16 tv + 16) of the 4 channel rows at `rows` (each
-  // `row` bytes), transposed to what vpdpbusd wants: byte 4j+k = the code of token
-  // 16 tv + j in channel k, as <64 x i8>. A 16-token slice of a row starts on a
-  // byte and token j's code sits (j bits) % 8 bits into its byte, the same shift
+  // The 4 channel rows at `rows` (each `row` bytes, back to back in the block) in
+  // one load: every tile of the quad is then a byte shuffle of this vector (one
+  // vpermb / vpermt2b), not 4 narrow loads and inserts per tile.
+  Value* quad_rows(Value* rows, int row) {
+    auto* t = llvm::FixedVectorType::get(i8_, static_cast<unsigned>(4 * row));
+    return b_.CreateAlignedLoad(t, rows, llvm::Align(1));
+  }
+
+  // The codes of tokens [16 tv, 16 tv + 16) of the quad `all` (quad_rows; channel k
+  // at byte k * row), transposed to what vpdpbusd wants: byte 4j+k = the code of
+  // token 16 tv + j in channel k, as <64 x i8>. A 16-token slice of a row starts on
+  // a byte and token j's code sits (j bits) % 8 bits into its byte, the same shift
   // for all 4 bytes of lane j, so one dword shift and a byte mask finish it.
-  Value* transposed_codes(Value* rows, int row, int tv, int bits) {
+  Value* transposed_codes(Value* all, int row, int tv, int bits) {
     const int nb = 16 * bits / 8;
-    auto* bt = llvm::FixedVectorType::get(i8_, static_cast<unsigned>(nb));
-    Value* r[4];
-    for (int k = 0; k < 4; ++k)
-      r[k] = b_.CreateAlignedLoad(bt, gep_b(rows, c64(static_cast<std::int64_t>(k) * row + tv * nb)), llvm::Align(1));
-    Value* all = concat(concat(r[0], r[1]), concat(r[2], r[3]));
     std::vector<int> pick;
     std::vector<std::uint32_t> shifts;
     for (int j = 0; j < 16; ++j) {
-      for (int k = 0; k < 4; ++k) pick.push_back(k * nb + j * bits / 8);
+      for (int k = 0; k < 4; ++k) pick.push_back(k * row + tv * nb + j * bits / 8);
       shifts.push_back(static_cast<std::uint32_t>(j * bits % 8));
     }
     Value* bytes = b_.CreateShuffleVector(all, pick);
@@ -757,8 +760,9 @@ class KernelGen {
     }
     loop(c64(0), c64(kd_ / 4), 1, [&](Value* quad) {
       Value* rows = gep_b(codes, b_.CreateMul(quad, c64(4LL * row)));
+      Value* all = quad_rows(rows, row);
       std::vector<Value*> cv;
-      for (int tv = 0; tv < nt; ++tv) cv.push_back(transposed_codes(rows, row, tv, bits));
+      for (int tv = 0; tv < nt; ++tv) cv.push_back(transposed_codes(all, row, tv, bits));
       for (int h = 0; h < g_; ++h) {
         Value* qd = b_.CreateAlignedLoad(i32_, gep_b(qi_, add(b_.CreateMul(quad, c64(4)), c64(static_cast<std::int64_t>(h) * kd_))),
                                          llvm::Align(1));
