@@ -810,8 +810,9 @@ class KernelGen {
   void zero_floats(Value* p, std::int64_t n) {
     loop(c64(0), c64(n), 1, [&](Value* i) { store_f(cf(0), gep_f(p, i)); });
   }
+  // n is a multiple of 16 (whole lane-wise sums).
   void scale_floats(Value* p, std::int64_t n, Value* by) {
-    loop(c64(0), c64(n), 1, [&](Value* i) { store_f(b_.CreateFMul(load_f(gep_f(p, i)), by), gep_f(p, i)); });
+    loop(c64(0), c64(n), 16, [&](Value* i) { store_v(b_.CreateFMul(load_v(gep_f(p, i), 16), splat(by, 16)), gep_f(p, i)); });
   }
 
   void init_int8_values() {
@@ -955,8 +956,10 @@ class KernelGen {
             a = b_.CreateFMul(r, load_v(gep_f(scale, i), 16));
             x = b_.CreateFMul(a, splat(inv, 16));
           }
+          // No clamp to [0, W] as the reference has: r_t in [0, 1] and 0 <= s_t <= A,
+          // so x = r_t s_t (W / A) is at most W a few ulps over, never W + 1/2, and
+          // never negative: rint already lands in [0, W] (-0 converts to 0).
           Value* u = b_.CreateIntrinsic(llvm::Intrinsic::rint, {vf(16)}, {x});
-          u = clamp(u, splat(cf(0), 16), splat(cf(top_weight), 16));
           b_.CreateAlignedStore(b_.CreateFPToUI(u, i8x16), gep_b(weights, i), llvm::Align(1));
           Value* err = fma(splat(b_.CreateFNeg(step), 16), u, a);
           set(msum, fma(r, load_v(gep_f(min, i), 16), fma(splat(cf(mid), 16), err, get(msum, vf(16)))));
