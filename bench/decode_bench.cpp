@@ -67,7 +67,9 @@ std::size_t last_level_cache_bytes() {
 
 double measure_read_bandwidth(std::size_t bytes, int threads, int repeats) {
   const std::size_t words = bytes / sizeof(std::uint64_t);
-  std::vector<std::uint64_t> data(words);
+  // The same memory as the cases read (huge pages, support/large_buffer.h).
+  LargeBuffer buffer(words * sizeof(std::uint64_t));
+  auto* data = reinterpret_cast<std::uint64_t*>(buffer.data());
   for (std::size_t i = 0; i < words; ++i) data[i] = i;  // touch every page before timing
   std::vector<std::uint64_t> sinks(static_cast<std::size_t>(threads) * 8);
   auto read_part = [&](int t) {
