@@ -212,8 +212,10 @@ DecodeWorkload::DecodeWorkload(const ir::ModelShape& shape, const ir::LayerPlan&
       ptrs[b] = dst;
     }
     std::uint8_t* tails = base + blocks_per_layer * block_bytes;  // 2-byte aligned: block bytes are even
-    std::memcpy(tails, tail_k.data(), tail_bytes);
-    std::memcpy(tails + tail_bytes, tail_v.data(), tail_bytes);
+    if (tail_bytes > 0) {  // a plan without a tail has empty (null) tail vectors: memcpy from null is UB
+      std::memcpy(tails, tail_k.data(), tail_bytes);
+      std::memcpy(tails + tail_bytes, tail_v.data(), tail_bytes);
+    }
     w.tails_k.push_back(reinterpret_cast<const std::uint16_t*>(tails));
     w.tails_v.push_back(reinterpret_cast<const std::uint16_t*>(tails + tail_bytes));
   }
