@@ -36,6 +36,10 @@ constexpr int kChunkTokens = 32;
 // memory latencies' worth of one core's bandwidth, and well inside L2.
 constexpr std::int64_t kPrefetchBytes = 16384;
 
+// Per-head, per-group bodies emitted as straight-line code before the groups
+// become a loop again (code size and compile time).
+constexpr int kMaxUnrolledGroupBodies = 32;
+
 int largest_pow2_lanes(int limit, int must_divide) {
   int w = 1;
   while (w * 2 <= limit && must_divide % (w * 2) == 0) w *= 2;
@@ -228,6 +232,16 @@ class KernelGen {
   // the CPU overlaps only when they sit side by side.
   void unrolled_heads(const std::function<void(Value*)>& body) {
     for (int h = 0; h < g_; ++h) body(c64(h));
+  }
+
+  // body(gr) for gr in [0, groups): unrolled in the IR when the heads' copies stay
+  // few (at most kMaxUnrolledGroupBodies), a loop otherwise.
+  void for_groups(int groups, const std::function<void(Value*)>& body) {
+    if (g_ * groups <= kMaxUnrolledGroupBodies) {
+      for (int gr = 0; gr < groups; ++gr) body(c64(gr));
+    } else {
+      loop(c64(0), c64(groups), 1, body);
+    }
   }
 
   // for (iv = begin; iv < end; iv += step) body(iv). The code is vectorised by
@@ -911,7 +925,7 @@ class KernelGen {
       Value* row = gep_f(sbuf_, b_.CreateMul(h, c64(sbuf_stride_)));
       Value* mx = var(vf(16), "block_max");
       set(mx, splat(cf(-std::numeric_limits<float>::infinity()), 16));
-      loop(c64(0), c64(bt_), 16, [&](Value* i) { set(mx, fmax(get(mx, vf(16)), load_v(gep_f(row, i), 16))); });
+      loop(c64(0), c64(bt_), 16, [&](Value* i) { set(mx, fmax(get(mx, vf(16)), load_v(gep_f(row, i), 16))); }, bt_ / 16);
       Value* bmax = reduce_max(get(mx, vf(16)));
       Value* m_old = load_f(gep_f(m, h));
       Value* m_new = fmax(m_old, bmax);
@@ -931,9 +945,12 @@ class KernelGen {
         Value* r = exp_v(b_.CreateFSub(load_v(gep_f(row, i), 16), splat(bmax, 16)));
         store_v(r, gep_f(row, i));
         set(rsum, b_.CreateFAdd(get(rsum, vf(16)), r));
-      });
+      }, bt_ / 16);
       store_f(fma(beta, reduce_add(get(rsum, vf(16))), load_f(gep_f(l, h))), gep_f(l, h));
-      loop(c64(0), c64(t.groups), 1, [&](Value* gr) {
+      // The groups in straight-line code (constant offsets, no loop bookkeeping)
+      // unless there are many of them: this per-head, per-group work is a large
+      // share of a block's instructions at head_dim 128.
+      for_groups(t.groups, [&](Value* gr) {
         Value* scale = gep_f(vhdr_, b_.CreateMul(gr, c64(bt_)));
         Value* min = gep_f(vhdr_, b_.CreateMul(add(gr, c64(t.groups)), c64(bt_)));
         Value* weights = gep_b(vweights_, b_.CreateMul(add(b_.CreateMul(h, c64(t.groups)), gr), c64(bt_)));
@@ -963,7 +980,7 @@ class KernelGen {
           b_.CreateAlignedStore(b_.CreateFPToUI(u, i8x16), gep_b(weights, i), llvm::Align(1));
           Value* err = fma(splat(b_.CreateFNeg(step), 16), u, a);
           set(msum, fma(r, load_v(gep_f(min, i), 16), fma(splat(cf(mid), 16), err, get(msum, vf(16)))));
-        });
+        }, bt_ / 16);
         Value* hg = add(b_.CreateMul(h, c64(t.groups)), gr);
         Value* dst = gep_f(vmins_, b_.CreateMul(hg, c64(16)));
         store_v(fma(splat(beta, 16), get(msum, vf(16)), load_v(dst, 16)), dst);
