@@ -19,8 +19,8 @@
 // Sequences run in parallel and are combined in order: same inputs, same numbers.
 // The baseline and plan caches are both PlanKVCache (reference kernels) or both
 // RuntimeKVCache (the runtime's store, what a host links): EvalOptions::cache. The
-// runtime reproduces the reference bit for bit, so both give the same report (except
-// for cross-layer prefill bases, which the runtime computes from the whole group).
+// runtime reproduces the reference bit for bit, so both give the same report (both
+// compute a cross-layer prefill basis from the keys of every layer of its group).
 #include <cstdint>
 #include <iosfwd>
 #include <string>

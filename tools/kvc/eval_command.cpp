@@ -120,7 +120,7 @@ CommandRunner add_eval_command(CLI::App& app) {
   cmd->add_option("--cache", o->cache,
                   "What stores the baseline and plan caches: 'reference' (the reference kernels, PlanKVCache) or "
                   "'runtime' (the runtime's paged store behind kvc.h, what a host links); both give the same "
-                  "numbers except for cross-layer prefill bases, which the runtime computes from the whole group")
+                  "numbers (tests/calibration/runtime_cache_test.cpp)")
       ->check(CLI::IsMember({"reference", "runtime"}))
       ->capture_default_str();
   cmd->add_option("--cache-threads", o->run.cache_threads,
