@@ -35,7 +35,9 @@ for kv in "8 8" "8 4" "4 8" "4 4" "8 2" "4 2" "2 8" "2 4" "2 2"; do
       --seed 1000 --json 2>/dev/null >"$work/eval.json"
     kl=$(sed -n 's/.*"kl_mean": *\([0-9.eE+-]*\).*/\1/p' "$work/eval.json")
     bytes=$(sed -n 's/.*"bytes_plan": *\([0-9]*\).*/\1/p' "$work/eval.json")
-    # shellcheck disable=SC2086
-    [ "$bytes" -le "$budget" ] && echo $kv "$rank" "$kl" "$bytes"
+    if [ "$bytes" -le "$budget" ]; then
+      # shellcheck disable=SC2086
+      echo $kv "$rank" "$kl" "$bytes"
+    fi
   done
 done | sort -g -k4
