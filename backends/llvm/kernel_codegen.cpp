@@ -755,14 +755,26 @@ class KernelGen {
       for (int h = 0; h < g_; ++h) {
         const auto hs = static_cast<std::size_t>(h);
         Value* at = add(c, c64(static_cast<std::int64_t>(h) * kd_));
-        Value* r;
+        Value* x;
         {
           llvm::IRBuilderBase::FastMathFlagGuard exact(b_);
           b_.clearFastMathFlags();
-          r = b_.CreateIntrinsic(llvm::Intrinsic::rint, {vf(cw)}, {b_.CreateFMul(load_v(gep_f(qsc_, at), cw), splat(inv[hs], cw))});
+          x = b_.CreateFMul(load_v(gep_f(qsc_, at), cw), splat(inv[hs], cw));
         }
-        r = clamp(r, splat(cf(-127), cw), splat(cf(127), cw));
-        b_.CreateAlignedStore(b_.CreateFPToSI(r, i8v), gep_b(qi_, at), llvm::Align(1));
+        Value* qi;
+        if (w_ == 16 && cw == 16) {
+          // |x| <= 127 up to an ulp of inv, so rounding to the nearest integer
+          // already lands in [-127, 127]: one vcvtps2dq with round-to-nearest-even
+          // ({rn-sae}, whatever MXCSR says) replaces round, clamp and convert.
+          qi = b_.CreateTrunc(b_.CreateIntrinsic(llvm::Intrinsic::x86_avx512_mask_cvtps2dq_512, {},
+                                                 {x, llvm::PoisonValue::get(llvm::FixedVectorType::get(i32_, 16)),
+                                                  b_.getInt16(0xffff), b_.getInt32(8)}),
+                              i8v);
+        } else {
+          Value* r = b_.CreateIntrinsic(llvm::Intrinsic::rint, {vf(cw)}, {x});
+          qi = b_.CreateFPToSI(clamp(r, splat(cf(-127), cw), splat(cf(127), cw)), i8v);
+        }
+        b_.CreateAlignedStore(qi, gep_b(qi_, at), llvm::Align(1));
       }
     });
     const int nt = bt_ / 16;
@@ -921,28 +933,41 @@ class KernelGen {
       store_f(b_.CreateFDiv(a, cf(top_weight)), gep_f(vquant_, c64(t.groups + j)));
     }
     const std::int64_t sums_per_head = static_cast<std::int64_t>(t.vectors()) * 16;
+    // The heads' block maxima first, then one branch for all heads: the rescale
+    // of a head's sums when its maximum grows is rare over a long context, and
+    // without a branch per head the per-head chains below (exp, weight rounding)
+    // sit in one basic block, where the scheduler and the CPU overlap them.
+    std::vector<Value*> bmax, m_old, m_new;
+    Value* grew = b_.getFalse();
+    for (int h = 0; h < g_; ++h) {
+      Value* row = srow(h);
+      Value* mx = load_v(row, 16);
+      for (int i = 16; i < bt_; i += 16) mx = fmax(mx, load_v(gep_f(row, c64(i)), 16));
+      bmax.push_back(reduce_max(mx));
+      m_old.push_back(load_f(m_at(m, h)));
+      m_new.push_back(fmax(m_old.back(), bmax.back()));
+      grew = b_.CreateOr(grew, b_.CreateFCmpOGT(m_new.back(), m_old.back()));
+    }
+    if_true(grew, [&] {
+      for (int h = 0; h < g_; ++h)
+        if_true(b_.CreateFCmpOGT(m_new[static_cast<std::size_t>(h)], m_old[static_cast<std::size_t>(h)]), [&] {
+          Value* alpha = exp_v(b_.CreateFSub(m_old[static_cast<std::size_t>(h)], m_new[static_cast<std::size_t>(h)]));
+          store_f(b_.CreateFMul(load_f(m_at(l, h)), alpha), m_at(l, h));
+          scale_floats(gep_f(vsums_, c64(h * sums_per_head)), sums_per_head, alpha);
+          scale_floats(gep_f(vmins_, c64(static_cast<std::int64_t>(h) * t.groups * 16)), t.groups * 16, alpha);
+        });
+    });
     unrolled_heads([&](Value* h) {
+      const auto hs = static_cast<std::size_t>(llvm::cast<llvm::ConstantInt>(h)->getZExtValue());
       Value* row = gep_f(sbuf_, b_.CreateMul(h, c64(sbuf_stride_)));
-      Value* mx = var(vf(16), "block_max");
-      set(mx, splat(cf(-std::numeric_limits<float>::infinity()), 16));
-      loop(c64(0), c64(bt_), 16, [&](Value* i) { set(mx, fmax(get(mx, vf(16)), load_v(gep_f(row, i), 16))); }, bt_ / 16);
-      Value* bmax = reduce_max(get(mx, vf(16)));
-      Value* m_old = load_f(gep_f(m, h));
-      Value* m_new = fmax(m_old, bmax);
-      Value* sums = gep_f(vsums_, b_.CreateMul(h, c64(sums_per_head)));
-      Value* mins = gep_f(vmins_, b_.CreateMul(h, c64(t.groups * 16)));
-      if_true(b_.CreateFCmpOGT(m_new, m_old), [&] {
-        Value* alpha = exp_v(b_.CreateFSub(m_old, m_new));
-        store_f(b_.CreateFMul(load_f(gep_f(l, h)), alpha), gep_f(l, h));
-        scale_floats(sums, sums_per_head, alpha);
-        scale_floats(mins, t.groups * 16, alpha);
-      });
-      store_f(m_new, gep_f(m, h));
-      Value* beta = exp_v(b_.CreateFSub(bmax, m_new));
+      Value* bmax_h = bmax[hs];
+      Value* m_new_h = m_new[hs];
+      store_f(m_new_h, gep_f(m, h));
+      Value* beta = exp_v(b_.CreateFSub(bmax_h, m_new_h));
       Value* rsum = var(vf(16), "r_sum");
       set(rsum, llvm::Constant::getNullValue(vf(16)));
       loop(c64(0), c64(bt_), 16, [&](Value* i) {
-        Value* r = exp_v(b_.CreateFSub(load_v(gep_f(row, i), 16), splat(bmax, 16)));
+        Value* r = exp_v(b_.CreateFSub(load_v(gep_f(row, i), 16), splat(bmax_h, 16)));
         store_v(r, gep_f(row, i));
         set(rsum, b_.CreateFAdd(get(rsum, vf(16)), r));
       }, bt_ / 16);
