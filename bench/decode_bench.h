@@ -61,7 +61,11 @@ struct DecodeBenchResult {
 struct DecodeBenchReport {
   std::string isa;
   std::size_t llc_bytes = 0;
-  std::vector<double> bandwidth_gbps;  // per entry of options.threads
+  // Per entry of options.threads: the larger of two probes, one before the cases
+  // and one after them (this VM's bandwidth drifts within a run, and a probe that
+  // caught a slow moment would inflate every fraction); the probes themselves too.
+  std::vector<double> bandwidth_gbps;
+  std::vector<double> bandwidth_before_gbps, bandwidth_after_gbps;
   double compile_ms = 0;
   std::vector<DecodeBenchResult> results;
 };
