@@ -1,6 +1,6 @@
 // `kvc bench spec.yaml`: decode-attention speed for the spec's model shape, over
 // the standard formats (bench::default_formats) and the formats of the spec's own
-// plan, with the machine's read bandwidth measured in the same run.
+// plan, with the machine's read bandwidth measured in the same run (before and after the cases).
 #include <algorithm>
 #include <cmath>
 #include <iostream>
@@ -128,7 +128,7 @@ int run_bench(const BenchOptions& o) {
   std::cerr << "kvc bench: " << spec.model.name << " layer shape (" << spec.model.q_heads << " query heads, "
             << spec.model.kv_heads << " KV heads, head_dim " << spec.model.head_dim << "), " << formats.size()
             << " formats x " << o.contexts.size() << " contexts x " << o.threads.size()
-            << " thread counts; measuring read bandwidth first\n";
+            << " thread counts; read bandwidth probed before and after the cases\n";
   const bench::DecodeBenchReport report = bench::run_decode_bench(spec.model, formats, options);
   if (o.json)
     std::cout << report_json(report, o.threads).dump(2) << "\n";
