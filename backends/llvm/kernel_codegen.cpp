@@ -762,7 +762,7 @@ class KernelGen {
           x = b_.CreateFMul(load_v(gep_f(qsc_, at), cw), splat(inv[hs], cw));
         }
         Value* qi;
-        if (w_ == 16 && cw == 16) {
+        if (cw == 16) {  // AVX-512 (cw is at most the ISA's lanes)
           // |x| <= 127 up to an ulp of inv, so rounding to the nearest integer
           // already lands in [-127, 127]: one vcvtps2dq with round-to-nearest-even
           // ({rn-sae}, whatever MXCSR says) replaces round, clamp and convert.
@@ -957,12 +957,13 @@ class KernelGen {
           scale_floats(gep_f(vmins_, c64(static_cast<std::int64_t>(h) * t.groups * 16)), t.groups * 16, alpha);
         });
     });
-    unrolled_heads([&](Value* h) {
-      const auto hs = static_cast<std::size_t>(llvm::cast<llvm::ConstantInt>(h)->getZExtValue());
-      Value* row = gep_f(sbuf_, b_.CreateMul(h, c64(sbuf_stride_)));
+    for (int hi = 0; hi < g_; ++hi) {  // the heads side by side (see unrolled_heads)
+      const auto hs = static_cast<std::size_t>(hi);
+      Value* h = c64(hi);
+      Value* row = srow(hi);
       Value* bmax_h = bmax[hs];
       Value* m_new_h = m_new[hs];
-      store_f(m_new_h, gep_f(m, h));
+      store_f(m_new_h, m_at(m, hi));
       Value* beta = exp_v(b_.CreateFSub(bmax_h, m_new_h));
       Value* rsum = var(vf(16), "r_sum");
       set(rsum, llvm::Constant::getNullValue(vf(16)));
@@ -1011,7 +1012,7 @@ class KernelGen {
         store_v(fma(splat(beta, 16), get(msum, vf(16)), load_v(dst, 16)), dst);
         store_f(b_.CreateFMul(beta, step), gep_f(vsteps_, hg));
       });
-    });
+    }
     // The integer dot products: passes over cpp chunks x epp extractions, g * cpp *
     // epp accumulators (about 16 vector registers), each tile loaded and
     // transposed once per pass and used by every head.
