@@ -414,7 +414,7 @@ class KernelGen {
       vsums_ = alloca_f(static_cast<std::int64_t>(g_) * t.vectors() * 16, "value_sums");
       vmins_ = alloca_f(static_cast<std::int64_t>(g_) * t.groups * 16, "value_min_sums");
       vsteps_ = alloca_f(static_cast<std::int64_t>(g_) * t.groups, "value_steps");
-      vquant_ = alloca_f(2LL * t.groups, "value_weight_scales");
+      vblock_steps_ = alloca_f(t.groups, "value_block_steps");
     }
     if (int8_keys_) qi_ = alloca_f(static_cast<std::int64_t>(g_) * kd_ / 4, "q_int8");
     const float scale = 1.0f / std::sqrt(static_cast<float>(d_));
@@ -641,6 +641,17 @@ class KernelGen {
   // ---- int8 dot products on per-channel key codes --------------------------
   // acc + the dot product of each 4-byte lane of `codes` (unsigned) with the same
   // lane of `q` (signed): vpdpbusd, or the same sum in plain integer IR.
+  // x rounded to the nearest integer, ties to even (as nearbyint), as i32 lanes;
+  // x must lie in the i32 range. On AVX-512 one vcvtps2dq with {rn-sae} (rounding
+  // fixed in the instruction, whatever MXCSR says) instead of round + convert.
+  Value* rint_i32(Value* x, int n) {
+    auto* i32v = llvm::FixedVectorType::get(i32_, static_cast<unsigned>(n));
+    if (n == 16 && w_ == 16)
+      return b_.CreateIntrinsic(llvm::Intrinsic::x86_avx512_mask_cvtps2dq_512, {},
+                                {x, llvm::PoisonValue::get(i32v), b_.getInt16(0xffff), b_.getInt32(8)});
+    return b_.CreateFPToSI(b_.CreateIntrinsic(llvm::Intrinsic::rint, {vf(n)}, {x}), i32v);
+  }
+
   Value* dot4(Value* acc, Value* codes, Value* q) {
     auto* i32x16 = llvm::FixedVectorType::get(i32_, 16);
     if (use_vnni_)
@@ -761,20 +772,9 @@ class KernelGen {
           b_.clearFastMathFlags();
           x = b_.CreateFMul(load_v(gep_f(qsc_, at), cw), splat(inv[hs], cw));
         }
-        Value* qi;
-        if (cw == 16) {  // AVX-512 (cw is at most the ISA's lanes)
-          // |x| <= 127 up to an ulp of inv, so rounding to the nearest integer
-          // already lands in [-127, 127]: one vcvtps2dq with round-to-nearest-even
-          // ({rn-sae}, whatever MXCSR says) replaces round, clamp and convert.
-          qi = b_.CreateTrunc(b_.CreateIntrinsic(llvm::Intrinsic::x86_avx512_mask_cvtps2dq_512, {},
-                                                 {x, llvm::PoisonValue::get(llvm::FixedVectorType::get(i32_, 16)),
-                                                  b_.getInt16(0xffff), b_.getInt32(8)}),
-                              i8v);
-        } else {
-          Value* r = b_.CreateIntrinsic(llvm::Intrinsic::rint, {vf(cw)}, {x});
-          qi = b_.CreateFPToSI(clamp(r, splat(cf(-127), cw), splat(cf(127), cw)), i8v);
-        }
-        b_.CreateAlignedStore(qi, gep_b(qi_, at), llvm::Align(1));
+        // |x| <= 127 up to an ulp of inv, so rounding to the nearest integer
+        // already lands in [-127, 127]: no clamp.
+        b_.CreateAlignedStore(b_.CreateTrunc(rint_i32(x, cw), i8v), gep_b(qi_, at), llvm::Align(1));
       }
     });
     const int nt = bt_ / 16;
@@ -920,17 +920,32 @@ class KernelGen {
       }
     });
     const float top_weight = t.bits == 8 ? 127.0f : 255.0f;
+    const float mid = 0.5f * static_cast<float>((1 << t.bits) - 1);
     // Per group, A = the block's largest scale, which bounds every weight r_t s_t
-    // (r_t <= 1): one quantization step per block and group, for all heads.
+    // (r_t <= 1): one quantization step per block and group, for all heads. The
+    // header rows then become what every head multiplies: scale s_t into
+    // w_t = s_t * (W / A) (the weight rounded is r_t w_t) and min m_t into
+    // m_t + z s_t (the lane sums need r_t (m_t + z s_t) - z step u_t).
     for (int j = 0; j < t.groups; ++j) {
       Value* scales = gep_f(vhdr_, c64(static_cast<std::int64_t>(j) * bt_));
+      Value* mins = gep_f(vhdr_, c64(static_cast<std::int64_t>(t.groups + j) * bt_));
       Value* smax = load_v(scales, 16);
       for (int i = 16; i < bt_; i += 16) smax = fmax(smax, load_v(gep_f(scales, c64(i)), 16));
-      llvm::IRBuilderBase::FastMathFlagGuard exact(b_);
-      b_.clearFastMathFlags();
-      Value* a = reduce_max(smax);
-      store_f(b_.CreateSelect(b_.CreateFCmpOGT(a, cf(0)), b_.CreateFDiv(cf(top_weight), a), cf(0)), gep_f(vquant_, c64(j)));
-      store_f(b_.CreateFDiv(a, cf(top_weight)), gep_f(vquant_, c64(t.groups + j)));
+      Value* inv;
+      {
+        llvm::IRBuilderBase::FastMathFlagGuard exact(b_);
+        b_.clearFastMathFlags();
+        Value* a = reduce_max(smax);
+        inv = b_.CreateSelect(b_.CreateFCmpOGT(a, cf(0)), b_.CreateFDiv(cf(top_weight), a), cf(0));
+        store_f(b_.CreateFDiv(a, cf(top_weight)), gep_f(vblock_steps_, c64(j)));
+      }
+      for (int i = 0; i < bt_; i += 16) {
+        Value* sv = load_v(gep_f(scales, c64(i)), 16);
+        store_v(fma(splat(cf(mid), 16), sv, load_v(gep_f(mins, c64(i)), 16)), gep_f(mins, c64(i)));
+        llvm::IRBuilderBase::FastMathFlagGuard exact(b_);
+        b_.clearFastMathFlags();
+        store_v(b_.CreateFMul(sv, splat(inv, 16)), gep_f(scales, c64(i)));
+      }
     }
     const std::int64_t sums_per_head = static_cast<std::int64_t>(t.vectors()) * 16;
     // The heads' block maxima first, then one branch for all heads: the rescale
@@ -977,39 +992,39 @@ class KernelGen {
       // unless there are many of them: this per-head, per-group work is a large
       // share of a block's instructions at head_dim 128.
       for_groups(t.groups, [&](Value* gr) {
-        Value* scale = gep_f(vhdr_, b_.CreateMul(gr, c64(bt_)));
-        Value* min = gep_f(vhdr_, b_.CreateMul(add(gr, c64(t.groups)), c64(bt_)));
+        Value* wrow = gep_f(vhdr_, b_.CreateMul(gr, c64(bt_)));
+        Value* mrow = gep_f(vhdr_, b_.CreateMul(add(gr, c64(t.groups)), c64(bt_)));
         Value* weights = gep_b(vweights_, b_.CreateMul(add(b_.CreateMul(h, c64(t.groups)), gr), c64(bt_)));
-        Value* inv = load_f(gep_f(vquant_, gr));
-        Value* step = load_f(gep_f(vquant_, add(gr, c64(t.groups))));
-        // Lane-wise sum over the block's tokens of r_t m_t + z (a_t - step u_t)
-        // (codes measured from the middle one z), reduced once per call.
-        const float mid = 0.5f * static_cast<float>((1 << t.bits) - 1);
+        Value* step = load_f(gep_f(vblock_steps_, gr));
+        // Lane-wise sums over the block's tokens of r_t (m_t + z s_t) and of u_t:
+        // the group's share of every channel is their difference
+        // sum r_t (m_t + z s_t) - z step sum u_t (codes measured from the middle one z).
         Value* msum = var(vf(16), "min_sum");
+        Value* usum = var(i32x16, "u_sum");
         set(msum, llvm::Constant::getNullValue(vf(16)));
+        set(usum, llvm::Constant::getNullValue(i32x16));
         loop(c64(0), c64(bt_), 16, [&](Value* i) {
           Value* r = load_v(gep_f(row, i), 16);
-          Value* a;
           Value* x;
           {
-            // r_t * s_t and its quantization are plain IEEE operations (no
-            // contraction or reassociation): the reference computes exactly these.
+            // r_t * w_t is a plain IEEE product (no contraction): the reference
+            // rounds exactly this.
             llvm::IRBuilderBase::FastMathFlagGuard exact(b_);
             b_.clearFastMathFlags();
-            a = b_.CreateFMul(r, load_v(gep_f(scale, i), 16));
-            x = b_.CreateFMul(a, splat(inv, 16));
+            x = b_.CreateFMul(r, load_v(gep_f(wrow, i), 16));
           }
-          // No clamp to [0, W] as the reference has: r_t in [0, 1] and 0 <= s_t <= A,
-          // so x = r_t s_t (W / A) is at most W a few ulps over, never W + 1/2, and
-          // never negative: rint already lands in [0, W] (-0 converts to 0).
-          Value* u = b_.CreateIntrinsic(llvm::Intrinsic::rint, {vf(16)}, {x});
-          b_.CreateAlignedStore(b_.CreateFPToUI(u, i8x16), gep_b(weights, i), llvm::Align(1));
-          Value* err = fma(splat(b_.CreateFNeg(step), 16), u, a);
-          set(msum, fma(r, load_v(gep_f(min, i), 16), fma(splat(cf(mid), 16), err, get(msum, vf(16)))));
+          // No clamp to [0, W] as the reference has: r_t in [0, 1] and 0 <= w_t <= W
+          // up to an ulp, so x is at most W a few ulps over, never W + 1/2, and
+          // never negative: rounding already lands in [0, W].
+          Value* u = rint_i32(x, 16);
+          b_.CreateAlignedStore(b_.CreateTrunc(u, i8x16), gep_b(weights, i), llvm::Align(1));
+          set(usum, b_.CreateAdd(get(usum, i32x16), u));
+          set(msum, fma(r, load_v(gep_f(mrow, i), 16), get(msum, vf(16))));
         }, bt_ / 16);
         Value* hg = add(b_.CreateMul(h, c64(t.groups)), gr);
         Value* dst = gep_f(vmins_, b_.CreateMul(hg, c64(16)));
-        store_v(fma(splat(beta, 16), get(msum, vf(16)), load_v(dst, 16)), dst);
+        Value* share = fma(splat(b_.CreateFMul(cf(-mid), step), 16), b_.CreateSIToFP(get(usum, i32x16), vf(16)), get(msum, vf(16)));
+        store_v(fma(splat(beta, 16), share, load_v(dst, 16)), dst);
         store_f(b_.CreateFMul(beta, step), gep_f(vsteps_, hg));
       });
     }
@@ -1392,16 +1407,17 @@ class KernelGen {
   bool use_vnni_ = false;
   bool int8_keys_ = false;
   bool int8_values_ = false;
-  // Int8 values (values_int8_block): scales and mins of a block [2 * groups][B],
-  // weights u8 [g][groups][B], block sums [g][vector][16] in the tile channel
-  // order, min sums [g][groups][16 lanes], beta * step [g][groups], the block's
-  // weight quantization W / A then step = A / W per group [2][groups].
+  // Int8 values (values_int8_block): a block's headers [2 * groups][B] (scales
+  // then mins, rewritten to s_t W / A and m_t + z s_t), weights u8
+  // [g][groups][B], block sums [g][vector][16] in the tile channel order, min
+  // sums [g][groups][16 lanes], beta * step [g][groups], the block's step
+  // A / W per group [groups].
   Value* vhdr_ = nullptr;
   Value* vweights_ = nullptr;
   Value* vsums_ = nullptr;
   Value* vmins_ = nullptr;
   Value* vsteps_ = nullptr;
-  Value* vquant_ = nullptr;
+  Value* vblock_steps_ = nullptr;
 };
 
 }  // namespace

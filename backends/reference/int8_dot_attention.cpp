@@ -80,7 +80,7 @@ void int8_block_values(const std::uint8_t* sec, const ir::QuantFormat& f, int he
   const std::size_t tok_bytes = static_cast<std::size_t>(ir::section_bytes(f, head_dim, 1));
   const int groups = head_dim / f.group;
   const float top_weight = f.bits == 8 ? 127.0f : 255.0f;
-  std::vector<float> r(static_cast<std::size_t>(block)), a(r.size());
+  std::vector<float> r(static_cast<std::size_t>(block)), s(r.size());
   float block_max = -std::numeric_limits<float>::infinity();
   for (int t = 0; t < block; ++t) block_max = std::max(block_max, static_cast<float>(scores[t]));
   for (std::size_t t = 0; t < r.size(); ++t) r[t] = std::exp(static_cast<float>(scores[t]) - block_max);
@@ -92,16 +92,16 @@ void int8_block_values(const std::uint8_t* sec, const ir::QuantFormat& f, int he
     double min_sum = 0.0, a_sum = 0.0, u_sum = 0.0;
     for (std::size_t t = 0; t < r.size(); ++t) {
       const std::uint8_t* tok = sec + t * tok_bytes;
-      const float s = load_half(tok + 2 * static_cast<std::size_t>(gr));
-      a[t] = r[t] * s;
-      smax = std::max(smax, s);
-      a_sum += a[t];
+      s[t] = load_half(tok + 2 * static_cast<std::size_t>(gr));
+      smax = std::max(smax, s[t]);
+      a_sum += r[t] * s[t];
       min_sum += static_cast<double>(r[t]) * load_half(tok + 2 * static_cast<std::size_t>(groups + gr));
     }
     const float inv = smax > 0.0f ? top_weight / smax : 0.0f;
     const float step = smax / top_weight;
     for (std::size_t t = 0; t < r.size(); ++t) {
-      const float x = a[t] * inv;
+      const float w = s[t] * inv;  // per block and group: the kernels compute it once for all heads
+      const float x = r[t] * w;
       u[t] = static_cast<int>(std::clamp(std::nearbyint(x), 0.0f, top_weight));
       u_sum += u[t];
       tie[t] = std::fabs(x - std::floor(x) - 0.5f) <= kTieEpsilon * std::max(x, 1.0f);

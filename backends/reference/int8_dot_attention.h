@@ -23,11 +23,12 @@
 //   M      = max_t f_t;  r_t = expf(f_t - M)           (a block-local softmax)
 //   W      = 255, or 127 for 8-bit codes (vpdpbusd's signed operand then holds the weights)
 // and per value group g:
-//   a_t    = r_t * s_tg                                (float product)
 //   A      = max_t s_tg;  inv = W / A (0 when A == 0);  step = A / W
-//            (A bounds every a_t, as r_t <= 1, and does not depend on the
-//            query: one step per block and group serves every head)
-//   u_t    = clamp(nearbyint(a_t * inv), 0, W)         (round half to even)
+//            (A bounds every weight r_t s_t, as r_t <= 1, and does not depend on
+//            the query: one step per block and group serves every head)
+//   w_tg   = s_tg * inv                                (float product, per block, not per head)
+//   u_t    = clamp(nearbyint(r_t * w_tg), 0, W)        (float product, round half to even)
+//   a_t    = r_t * s_tg
 //   z      = (2^bits - 1) / 2                          (the middle code)
 //   V_d    = step * sum_t u_t c_td + sum_t r_t m_tg + z * (sum_t a_t - step * sum_t u_t)
 // the block's value sum for channel d of group g: sum_t (step u_t)(c_td - z) +
@@ -37,7 +38,7 @@
 // over all tokens (e^(score - top) summed in double). Tail values are exact.
 //
 // Kernel and reference scores differ in their last bits (summation order), so a
-// weight whose a_t * inv lies within 1e-4 (relative, at least 1e-4 absolute) of a
+// weight whose r_t * w_tg lies within 1e-4 (relative, at least 1e-4 absolute) of a
 // .5 tie may round the other way in a kernel. `allowance`, when not null,
 // receives per output element [g][head_dim] the most such flips can move it:
 // sum over near-tie tokens of step * |c_td - z| * e^(M - top) / L. Tests compare
