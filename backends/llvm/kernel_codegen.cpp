@@ -972,14 +972,20 @@ class KernelGen {
           scale_floats(gep_f(vmins_, c64(static_cast<std::int64_t>(h) * t.groups * 16)), t.groups * 16, alpha);
         });
     });
+    // Every head's factor beta = exp(M - m) by one vector exp (a scalar exp per
+    // head is a chain of a dozen dependent operations).
+    Value* gaps = llvm::PoisonValue::get(vf(g_));
+    for (int h = 0; h < g_; ++h)
+      gaps = b_.CreateInsertElement(gaps, b_.CreateFSub(bmax[static_cast<std::size_t>(h)], m_new[static_cast<std::size_t>(h)]),
+                                    static_cast<std::uint64_t>(h));
+    Value* betas = exp_v(gaps);
     for (int hi = 0; hi < g_; ++hi) {  // the heads side by side (see unrolled_heads)
       const auto hs = static_cast<std::size_t>(hi);
       Value* h = c64(hi);
       Value* row = srow(hi);
       Value* bmax_h = bmax[hs];
-      Value* m_new_h = m_new[hs];
-      store_f(m_new_h, m_at(m, hi));
-      Value* beta = exp_v(b_.CreateFSub(bmax_h, m_new_h));
+      store_f(m_new[hs], m_at(m, hi));
+      Value* beta = b_.CreateExtractElement(betas, static_cast<std::uint64_t>(hi));
       Value* rsum = var(vf(16), "r_sum");
       set(rsum, llvm::Constant::getNullValue(vf(16)));
       loop(c64(0), c64(bt_), 16, [&](Value* i) {
