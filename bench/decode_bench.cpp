@@ -175,8 +175,13 @@ DecodeWorkload::DecodeWorkload(const ir::ModelShape& shape, const ir::LayerPlan&
   w.block_bytes = ir::block_bytes(plan, w.head_dim);
 
   const std::int64_t layer_bytes = bytes_per_call();
-  const double want = std::max(llc_multiple * static_cast<double>(last_level_cache_bytes()), 256.0 * (1 << 20));
-  w.layers = std::max(2, static_cast<int>(std::ceil(want / static_cast<double>(layer_bytes))));
+  if (llc_multiple < 0) throw Error("decode bench: llc_multiple must be >= 0");
+  if (llc_multiple == 0) {
+    w.layers = 1;  // every call rereads one layer's cache, from cache: the kernel's compute alone
+  } else {
+    const double want = std::max(llc_multiple * static_cast<double>(last_level_cache_bytes()), 256.0 * (1 << 20));
+    w.layers = std::max(2, static_cast<int>(std::ceil(want / static_cast<double>(layer_bytes))));
+  }
 
   // A few encoded template blocks, copied around: the bytes' values do not change the speed.
   std::mt19937 rng(42);

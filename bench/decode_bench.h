@@ -35,7 +35,8 @@ struct DecodeBenchOptions {
   std::vector<std::int64_t> contexts{4096, 32768};
   std::vector<int> threads{1, 2};
   double min_seconds = 0.3;       // timing per case
-  double llc_multiple = 4.0;      // caches cycled through >= this many LLCs (and >= 256 MiB)
+  double llc_multiple = 4.0;      // caches cycled through >= this many LLCs (and >= 256 MiB);
+                                  // 0: one layer's cache, reread from cache by every call
   bool time_reference = true;     // also time backends/reference (slow) for the speed-up column
   ir::KernelIsa isa = ir::KernelIsa::Host;
   // Also time each format whose keys or values admit it with the int8-dot kernel option
