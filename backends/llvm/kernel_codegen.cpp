@@ -904,14 +904,42 @@ class KernelGen {
     auto* header_ty = llvm::FixedVectorType::get(i32_, static_cast<unsigned>(t.groups));
     loop(c64(0), c64(bt_), 16, [&](Value* t0) {
       Value* base = b_.CreateMul(t0, c64(v_tok));
-      std::vector<Value*> headers;
-      for (int k = 0; k < 16; ++k)
-        headers.push_back(b_.CreateAlignedLoad(header_ty, gep_b(vsec, add(base, c64(k * v_tok))), llvm::Align(1)));
-      Value* all = concat_all(std::move(headers));
+      auto header = [&](int k) { return b_.CreateAlignedLoad(header_ty, gep_b(vsec, add(base, c64(k * v_tok))), llvm::Align(1)); };
+      std::vector<Value*> group_words;  // [group]: dword of tokens t0 .. t0 + 15
+      if (t.groups == 4) {
+        // Four headers of 128 bits per vector, vector r holding tokens r, 4 + r,
+        // 8 + r, 12 + r; a 4 x 4 dword transpose inside each 128-bit lane (two
+        // rounds of unpacks) then leaves group j's dwords in token order in vector j.
+        std::vector<Value*> z;
+        for (int r = 0; r < 4; ++r) z.push_back(concat_all({header(r), header(4 + r), header(8 + r), header(12 + r)}));
+        auto unpack = [&](Value* a, Value* x, int width, bool high) {  // vpunpck{l,h}{dq,qdq} per 128-bit lane
+          std::vector<int> lanes;
+          for (int lane = 0; lane < 4; ++lane)
+            for (int i = 0; i < 4; ++i) {  // element blocks of `width` dwords alternate a, x
+              const int blk = i / width;
+              const int elem = (blk / 2) * width + i % width + (high ? 2 : 0);
+              lanes.push_back(lane * 4 + elem + (blk % 2) * 16);
+            }
+          return b_.CreateShuffleVector(a, x, lanes);
+        };
+        Value* lo01 = unpack(z[0], z[1], 1, false);
+        Value* hi01 = unpack(z[0], z[1], 1, true);
+        Value* lo23 = unpack(z[2], z[3], 1, false);
+        Value* hi23 = unpack(z[2], z[3], 1, true);
+        group_words = {unpack(lo01, lo23, 2, false), unpack(lo01, lo23, 2, true), unpack(hi01, hi23, 2, false),
+                       unpack(hi01, hi23, 2, true)};
+      } else {
+        std::vector<Value*> headers;
+        for (int k = 0; k < 16; ++k) headers.push_back(header(k));
+        Value* all = concat_all(std::move(headers));
+        for (int j = 0; j < t.groups; ++j) {
+          std::vector<int> lanes;
+          for (int k = 0; k < 16; ++k) lanes.push_back(k * t.groups + j);
+          group_words.push_back(b_.CreateShuffleVector(all, lanes));
+        }
+      }
       for (int j = 0; j < t.groups; ++j) {
-        std::vector<int> lanes;
-        for (int k = 0; k < 16; ++k) lanes.push_back(k * t.groups + j);
-        Value* words = b_.CreateShuffleVector(all, lanes);
+        Value* words = group_words[static_cast<std::size_t>(j)];
         Value* halves[2] = {b_.CreateTrunc(words, i16x16),
                             b_.CreateTrunc(b_.CreateLShr(words, b_.CreateVectorSplat(16, b_.getInt32(16))), i16x16)};
         for (int k = 0; k < 2; ++k)
