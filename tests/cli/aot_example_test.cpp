@@ -28,8 +28,11 @@ std::string q(const fs::path& p) { return shell_quote(p.string()); }
 
 class AotExample : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    work_ = fs::path(binary_dir()) / "aot_example_test";
+  // A directory and runtime install of the test's own: ctest runs each test in its
+  // own process, in parallel, and a directory shared by the suite was removed by
+  // one test's setup while the other was building in it.
+  void SetUp() override {
+    work_ = fs::path(binary_dir()) / "aot_example_test" / ::testing::UnitTest::GetInstance()->current_test_info()->name();
     fs::remove_all(work_);
     fs::create_directories(work_);
     install_ok_ = ran("\"" KVC_CMAKE_COMMAND "\" --install " + shell_quote(binary_dir()) +
@@ -49,8 +52,8 @@ class AotExample : public ::testing::Test {
     return r.out;
   }
 
-  static inline fs::path work_;
-  static inline ::testing::AssertionResult install_ok_ = ::testing::AssertionSuccess();
+  fs::path work_;
+  ::testing::AssertionResult install_ok_ = ::testing::AssertionSuccess();
 };
 
 TEST_F(AotExample, Stories260kPlanAgreesWithTheReferenceKernel) {
