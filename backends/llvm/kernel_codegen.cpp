@@ -415,7 +415,7 @@ class KernelGen {
       vmins_ = alloca_f(static_cast<std::int64_t>(g_) * t.groups * 16, "value_min_sums");
       vsteps_ = alloca_f(static_cast<std::int64_t>(g_) * t.groups, "value_steps");
       vblock_steps_ = alloca_f(t.groups, "value_block_steps");
-      vtiles_ = alloca_f(static_cast<std::int64_t>(bt_ / t.tq) * t.chunks * 16, "value_tiles");
+      if (tiles_up_front(t)) vtiles_ = alloca_f(static_cast<std::int64_t>(bt_ / t.tq) * t.chunks * 16, "value_tiles");
     }
     if (int8_keys_) qi_ = alloca_f(static_cast<std::int64_t>(g_) * kd_ / 4, "q_int8");
     const float scale = 1.0f / std::sqrt(static_cast<float>(d_));
@@ -865,11 +865,39 @@ class KernelGen {
     return b_.CreateBitCast(w, llvm::FixedVectorType::get(i8_, 64));
   }
 
-  // Every tile of a block's value section (see ValueTiles) into vtiles_, tile
-  // (step, chunk j) at byte (step * chunks + j) * 64: per step the tq tokens' code
-  // rows are loaded whole and each chunk's tile is one shuffle of them. The
-  // passes over the tiles then load each one with a single instruction, where
-  // gathering a tile's tq pieces of cb bytes in every pass took about fifteen.
+  // Whether a block's tiles are built up front (build_value_tiles) rather than
+  // gathered in the passes (value_tile). Up front, per step the tq tokens' code
+  // rows are loaded whole and each tile is one shuffle of them; the passes then
+  // load a tile with one instruction. That pays where a tile is 8 pieces of 8
+  // bytes (about fifteen instructions to gather: compute/ K2V2+i8 306 -> 270 us,
+  // K4V2+i8 304 -> 272). For 16-byte pieces (4-bit and 8-bit values at group
+  // 32) gathering is cheap, and reading a whole 9 KB K8V8 block up front slowed
+  // its kernel from DRAM (AOT, 1 thread: 2.13 -> 2.49 s per 20000 calls).
+  static bool tiles_up_front(const ValueTiles& t) { return t.cb < 16; }
+
+  // The tile of chunk j for tokens [tok0, tok0 + tq) of a value section (see ValueTiles).
+  Value* value_tile(Value* codes, Value* tok0, int j, const ValueTiles& t) {
+    const std::int64_t v_tok = token_bytes(s_.value, d_);
+    auto* piece_ty = llvm::FixedVectorType::get(i8_, static_cast<unsigned>(t.cb));
+    std::vector<Value*> pieces;
+    for (int k = 0; k < t.tq; ++k) {
+      Value* off = add(b_.CreateMul(add(tok0, c64(k)), c64(v_tok)), c64(static_cast<std::int64_t>(j) * t.cb));
+      pieces.push_back(b_.CreateAlignedLoad(piece_ty, gep_b(codes, off), llvm::Align(1)));
+    }
+    return b_.CreateShuffleVector(concat_all(std::move(pieces)), tile_pick(t.cb, 0, t));
+  }
+
+  // The byte order of a tile (see ValueTiles) within tq token rows of `row` bytes
+  // each, for chunk j at byte first of a row.
+  std::vector<int> tile_pick(int row, int first, const ValueTiles& t) {
+    std::vector<int> pick;
+    for (int dd = 0; dd < 16; ++dd)
+      for (int k = 0; k < 4; ++k) pick.push_back((4 * (dd / t.cb) + k) * row + first + dd % t.cb);
+    return pick;
+  }
+
+  // Every tile of a block's value section into vtiles_, tile (step, chunk j) at
+  // byte (step * chunks + j) * 64 (see tiles_up_front).
   void build_value_tiles(Value* codes, const ValueTiles& t) {
     const std::int64_t v_tok = token_bytes(s_.value, d_);
     const int row = d_ * t.bits / 8;
@@ -881,12 +909,9 @@ class KernelGen {
         rows.push_back(b_.CreateAlignedLoad(row_ty, gep_b(codes, b_.CreateMul(add(tok0, c64(k)), c64(v_tok))), llvm::Align(1)));
       Value* all = concat_all(std::move(rows));
       Value* dst = gep_b(vtiles_, b_.CreateMul(st, c64(64LL * t.chunks)));
-      for (int j = 0; j < t.chunks; ++j) {
-        std::vector<int> pick;
-        for (int dd = 0; dd < 16; ++dd)
-          for (int k = 0; k < 4; ++k) pick.push_back((4 * (dd / t.cb) + k) * row + j * t.cb + dd % t.cb);
-        b_.CreateAlignedStore(b_.CreateShuffleVector(all, pick), gep_b(dst, c64(64LL * j)), llvm::Align(64));
-      }
+      for (int j = 0; j < t.chunks; ++j)
+        b_.CreateAlignedStore(b_.CreateShuffleVector(all, tile_pick(row, j * t.cb, t)), gep_b(dst, c64(64LL * j)),
+                              llvm::Align(64));
     });
   }
 
@@ -1085,7 +1110,8 @@ class KernelGen {
     }
     const int steps = bt_ / t.tq;
     const std::int64_t slots = static_cast<std::int64_t>(t.chunks / cpp) * (t.E / epp) * steps;
-    build_value_tiles(gep_b(vsec, c64(4LL * t.groups)), t);
+    Value* codes = gep_b(vsec, c64(4LL * t.groups));
+    if (tiles_up_front(t)) build_value_tiles(codes, t);
     const std::uint32_t code_mask = ((1u << t.bits) - 1) * 0x01010101u;
     int pass = 0;
     for (int c0 = 0; c0 < t.chunks; c0 += cpp)
@@ -1100,9 +1126,11 @@ class KernelGen {
           Value* tok0 = b_.CreateMul(st, c64(t.tq));
           for (int ci = 0; ci < cpp; ++ci) {
             const int j = c0 + ci;
-            Value* tile = b_.CreateAlignedLoad(llvm::FixedVectorType::get(i8_, 64),
-                                               gep_b(vtiles_, add(b_.CreateMul(st, c64(64LL * t.chunks)), c64(64LL * j))),
-                                               llvm::Align(64));
+            Value* tile = tiles_up_front(t)
+                              ? b_.CreateAlignedLoad(llvm::FixedVectorType::get(i8_, 64),
+                                                     gep_b(vtiles_, add(b_.CreateMul(st, c64(64LL * t.chunks)), c64(64LL * j))),
+                                                     llvm::Align(64))
+                              : value_tile(codes, tok0, j, t);
             std::vector<Value*> w;
             for (int h = 0; h < g_; ++h) w.push_back(tile_weights(h, t.group_of_chunk(j), tok0, t));
             for (int ei = 0; ei < epp; ++ei) {
