@@ -639,9 +639,6 @@ class KernelGen {
     });
   }
 
-  // ---- int8 dot products on per-channel key codes --------------------------
-  // acc + the dot product of each 4-byte lane of `codes` (unsigned) with the same
-  // lane of `q` (signed): vpdpbusd, or the same sum in plain integer IR.
   // x rounded to the nearest integer, ties to even (as nearbyint), as i32 lanes;
   // x must lie in the i32 range. On AVX-512 one vcvtps2dq with {rn-sae} (rounding
   // fixed in the instruction, whatever MXCSR says) instead of round + convert.
@@ -653,6 +650,9 @@ class KernelGen {
     return b_.CreateFPToSI(b_.CreateIntrinsic(llvm::Intrinsic::rint, {vf(n)}, {x}), i32v);
   }
 
+  // ---- int8 dot products on per-channel key codes --------------------------
+  // acc + the dot product of each 4-byte lane of `codes` (unsigned) with the same
+  // lane of `q` (signed): vpdpbusd, or the same sum in plain integer IR.
   Value* dot4(Value* acc, Value* codes, Value* q) {
     auto* i32x16 = llvm::FixedVectorType::get(i32_, 16);
     if (use_vnni_)
@@ -896,8 +896,12 @@ class KernelGen {
     return pick;
   }
 
-  // Every tile of a block's value section into vtiles_, tile (step, chunk j) at
-  // byte (step * chunks + j) * 64 (see tiles_up_front).
+  // Where tile (step st, chunk j) of the block lies in vtiles_ (see tiles_up_front).
+  Value* up_front_tile(Value* st, int j, const ValueTiles& t) {
+    return gep_b(vtiles_, add(b_.CreateMul(st, c64(64LL * t.chunks)), c64(64LL * j)));
+  }
+
+  // Every tile of a block's value section into vtiles_ (see tiles_up_front).
   void build_value_tiles(Value* codes, const ValueTiles& t) {
     const std::int64_t v_tok = token_bytes(s_.value, d_);
     const int row = d_ * t.bits / 8;
@@ -908,9 +912,8 @@ class KernelGen {
       for (int k = 0; k < t.tq; ++k)
         rows.push_back(b_.CreateAlignedLoad(row_ty, gep_b(codes, b_.CreateMul(add(tok0, c64(k)), c64(v_tok))), llvm::Align(1)));
       Value* all = concat_all(std::move(rows));
-      Value* dst = gep_b(vtiles_, b_.CreateMul(st, c64(64LL * t.chunks)));
       for (int j = 0; j < t.chunks; ++j)
-        b_.CreateAlignedStore(b_.CreateShuffleVector(all, tile_pick(row, j * t.cb, t)), gep_b(dst, c64(64LL * j)),
+        b_.CreateAlignedStore(b_.CreateShuffleVector(all, tile_pick(row, j * t.cb, t)), up_front_tile(st, j, t),
                               llvm::Align(64));
     });
   }
@@ -1126,11 +1129,9 @@ class KernelGen {
           Value* tok0 = b_.CreateMul(st, c64(t.tq));
           for (int ci = 0; ci < cpp; ++ci) {
             const int j = c0 + ci;
-            Value* tile = tiles_up_front(t)
-                              ? b_.CreateAlignedLoad(llvm::FixedVectorType::get(i8_, 64),
-                                                     gep_b(vtiles_, add(b_.CreateMul(st, c64(64LL * t.chunks)), c64(64LL * j))),
-                                                     llvm::Align(64))
-                              : value_tile(codes, tok0, j, t);
+            Value* tile = tiles_up_front(t) ? b_.CreateAlignedLoad(llvm::FixedVectorType::get(i8_, 64),
+                                                                   up_front_tile(st, j, t), llvm::Align(64))
+                                            : value_tile(codes, tok0, j, t);
             std::vector<Value*> w;
             for (int h = 0; h < g_; ++h) w.push_back(tile_weights(h, t.group_of_chunk(j), tok0, t));
             for (int ei = 0; ei < epp; ++ei) {
