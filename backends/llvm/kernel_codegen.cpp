@@ -194,6 +194,69 @@ class KernelGen {
     }
     return b_.CreateExtractElement(v, std::uint64_t{0});
   }
+  // The sums (or maxima) of each of n vectors of L lanes (n a power of two, at
+  // most L) in one vector: lane i (n = L) or lane i * L / n holds input i's. A
+  // transpose tree merges the vectors pairwise (two shuffles and one add or max
+  // per pair and level, the two halves of every block of each into one block),
+  // then butterflies finish the blocks inside the one vector left: n reductions
+  // in about 3n + 2 log2(L / n) instructions instead of n chains of 2 log2(L)
+  // dependent ones.
+  Value* reduce_each(const std::vector<Value*>& vs, bool max) {
+    const int n = static_cast<int>(vs.size());
+    const int L = static_cast<int>(llvm::cast<llvm::FixedVectorType>(vs[0]->getType())->getNumElements());
+    auto op = [&](Value* a, Value* x) { return max ? fmax(a, x) : b_.CreateFAdd(a, x); };
+    // Which block the input at position p ends in: at each level the vector of
+    // index v = p >> (level - 1) sends its block b to block 2b + (v & 1). The
+    // inputs are fed so that input i ends in block i.
+    std::vector<int> cur_pos(static_cast<std::size_t>(n));
+    for (int p = 0; p < n; ++p) {
+      int b = 0;
+      for (int level = 1; (1 << level) <= n; ++level) b = 2 * b + ((p >> (level - 1)) & 1);
+      cur_pos[static_cast<std::size_t>(p)] = b;
+    }
+    std::vector<Value*> cur(static_cast<std::size_t>(n));
+    for (int p = 0; p < n; ++p) cur[static_cast<std::size_t>(p)] = vs[static_cast<std::size_t>(cur_pos[static_cast<std::size_t>(p)])];
+    int bs = L;
+    for (; cur.size() > 1; bs /= 2) {
+      std::vector<int> m1, m2;
+      for (int j = 0; j < L / bs; ++j) {
+        for (int k = 0; k < bs / 2; ++k) m1.push_back(j * bs + k);
+        for (int k = 0; k < bs / 2; ++k) m1.push_back(L + j * bs + k);
+        for (int k = 0; k < bs / 2; ++k) m2.push_back(j * bs + bs / 2 + k);
+        for (int k = 0; k < bs / 2; ++k) m2.push_back(L + j * bs + bs / 2 + k);
+      }
+      std::vector<Value*> next;
+      for (std::size_t i = 0; i < cur.size(); i += 2)
+        next.push_back(op(b_.CreateShuffleVector(cur[i], cur[i + 1], m1), b_.CreateShuffleVector(cur[i], cur[i + 1], m2)));
+      cur = next;
+    }
+    Value* v = cur[0];
+    for (int half = bs / 2; half >= 1; half /= 2) {
+      std::vector<int> swap;
+      for (int lane = 0; lane < L; ++lane) swap.push_back(lane ^ half);
+      v = op(v, b_.CreateShuffleVector(v, swap));
+    }
+    return v;
+  }
+
+  // reduce_add / reduce_max of every vector of vs (equal vectors), as scalars:
+  // through reduce_each (inputs padded to a power of two) when they fit its lanes.
+  std::vector<Value*> reduce_all(std::vector<Value*> vs, bool max) {
+    const std::size_t n = vs.size();
+    const auto L = static_cast<std::size_t>(llvm::cast<llvm::FixedVectorType>(vs[0]->getType())->getNumElements());
+    std::size_t padded = 1;
+    while (padded < n) padded *= 2;
+    std::vector<Value*> out;
+    if (L == 1 || padded > L) {
+      for (Value* v : vs) out.push_back(max ? reduce_max(v) : reduce_add(v));
+      return out;
+    }
+    vs.resize(padded, vs[0]);
+    Value* r = reduce_each(vs, max);
+    for (std::size_t i = 0; i < n; ++i) out.push_back(b_.CreateExtractElement(r, static_cast<std::uint64_t>(i * (L / padded))));
+    return out;
+  }
+
   Value* field(Value* args, ArgField f) {
     Value* p = b_.CreateStructGEP(args_ty_, args, static_cast<unsigned>(f));
     Type* t = (f == kNBlocks || f == kNTail) ? static_cast<Type*>(i64_) : static_cast<Type*>(ptr_);
@@ -472,47 +535,11 @@ class KernelGen {
   // instead of w separate reductions of log2(w) shuffle + add steps each.
   std::vector<Value*> reduce_many(const std::vector<Value*>& vs, int w) {
     if (w == 1) return vs;
-    // Lane owners of the tree's output for inputs in order 0..w-1, simulated, so
-    // the inputs can be fed in the order that leaves input j in lane j.
-    std::vector<std::vector<int>> own;
-    for (int i = 0; i < w; ++i) own.emplace_back(static_cast<std::size_t>(w), i);
-    for (int bs = w; bs > 1; bs /= 2) {
-      std::vector<std::vector<int>> next;
-      for (std::size_t i = 0; i < own.size(); i += 2) {
-        std::vector<int> o(static_cast<std::size_t>(w));
-        for (int j = 0; j < w / bs; ++j)
-          for (int k = 0; k < bs / 2; ++k) {
-            o[static_cast<std::size_t>(j * bs + k)] = own[i][static_cast<std::size_t>(j * bs + k)];
-            o[static_cast<std::size_t>(j * bs + bs / 2 + k)] = own[i + 1][static_cast<std::size_t>(j * bs + k)];
-          }
-        next.push_back(o);
-      }
-      own = next;
-    }
-    const std::vector<int>& owner = own[0];  // owner[lane] = input position
     std::vector<Value*> out;
-    Value* zero = llvm::Constant::getNullValue(vf(w));
     for (std::size_t g0 = 0; g0 < vs.size(); g0 += static_cast<std::size_t>(w)) {
-      std::vector<Value*> cur(static_cast<std::size_t>(w), zero);
-      for (int j = 0; j < w; ++j) {
-        const std::size_t src = g0 + static_cast<std::size_t>(j);
-        if (src < vs.size()) cur[static_cast<std::size_t>(owner[static_cast<std::size_t>(j)])] = vs[src];
-      }
-      for (int bs = w; bs > 1; bs /= 2) {
-        std::vector<int> m1, m2;
-        for (int j = 0; j < w / bs; ++j) {
-          for (int k = 0; k < bs / 2; ++k) m1.push_back(j * bs + k);
-          for (int k = 0; k < bs / 2; ++k) m1.push_back(w + j * bs + k);
-          for (int k = 0; k < bs / 2; ++k) m2.push_back(j * bs + bs / 2 + k);
-          for (int k = 0; k < bs / 2; ++k) m2.push_back(w + j * bs + bs / 2 + k);
-        }
-        std::vector<Value*> next;
-        for (std::size_t i = 0; i < cur.size(); i += 2)
-          next.push_back(b_.CreateFAdd(b_.CreateShuffleVector(cur[i], cur[i + 1], m1),
-                                       b_.CreateShuffleVector(cur[i], cur[i + 1], m2)));
-        cur = next;
-      }
-      out.push_back(cur[0]);
+      std::vector<Value*> part(static_cast<std::size_t>(w), llvm::Constant::getNullValue(vf(w)));
+      for (std::size_t j = 0; j < part.size() && g0 + j < vs.size(); ++j) part[j] = vs[g0 + j];
+      out.push_back(reduce_each(part, false));
     }
     return out;
   }
@@ -753,15 +780,26 @@ class KernelGen {
         set(qm[hs], fma(qv, mv, get(qm[hs], vf(cw))));
       }
     });
-    std::vector<Value*> step, base, inv;
+    std::vector<Value*> step, inv, amaxes, qms;
     for (int h = 0; h < g_; ++h) {
-      const auto hs = static_cast<std::size_t>(h);
-      base.push_back(reduce_add(get(qm[hs], vf(cw))));
+      amaxes.push_back(get(amax[static_cast<std::size_t>(h)], vf(cw)));
+      qms.push_back(get(qm[static_cast<std::size_t>(h)], vf(cw)));
+    }
+    const std::vector<Value*> base = reduce_all(qms, false);
+    const std::vector<Value*> mxs = reduce_all(amaxes, true);
+    {
+      // All heads' 127 / max|x| and max|x| / 127 by one vector division each.
       llvm::IRBuilderBase::FastMathFlagGuard exact(b_);
       b_.clearFastMathFlags();
-      Value* mx = reduce_max(get(amax[hs], vf(cw)));
-      inv.push_back(b_.CreateSelect(b_.CreateFCmpOGT(mx, cf(0)), b_.CreateFDiv(cf(127), mx), cf(0)));
-      step.push_back(b_.CreateFDiv(mx, cf(127)));
+      Value* mx = llvm::PoisonValue::get(vf(g_));
+      for (int h = 0; h < g_; ++h) mx = b_.CreateInsertElement(mx, mxs[static_cast<std::size_t>(h)], static_cast<std::uint64_t>(h));
+      Value* zero = llvm::Constant::getNullValue(vf(g_));
+      Value* invs = b_.CreateSelect(b_.CreateFCmpOGT(mx, zero), b_.CreateFDiv(splat(cf(127), g_), mx), zero);
+      Value* steps = b_.CreateFDiv(mx, splat(cf(127), g_));
+      for (int h = 0; h < g_; ++h) {
+        inv.push_back(b_.CreateExtractElement(invs, static_cast<std::uint64_t>(h)));
+        step.push_back(b_.CreateExtractElement(steps, static_cast<std::uint64_t>(h)));
+      }
     }
     loop(c64(0), c64(kd_), cw, [&](Value* c) {
       for (int h = 0; h < g_; ++h) {
@@ -993,16 +1031,22 @@ class KernelGen {
     // header rows then become what every head multiplies: scale s_t into
     // w_t = s_t * (W / A) (the weight rounded is r_t w_t) and min m_t into
     // m_t + z s_t (the lane sums need r_t (m_t + z s_t) - z step u_t).
+    std::vector<Value*> smaxes;
+    for (int j = 0; j < t.groups; ++j) {
+      Value* scales = gep_f(vhdr_, c64(static_cast<std::int64_t>(j) * bt_));
+      Value* smax = load_v(scales, 16);
+      for (int i = 16; i < bt_; i += 16) smax = fmax(smax, load_v(gep_f(scales, c64(i)), 16));
+      smaxes.push_back(smax);
+    }
+    const std::vector<Value*> largest_scales = reduce_all(smaxes, true);
     for (int j = 0; j < t.groups; ++j) {
       Value* scales = gep_f(vhdr_, c64(static_cast<std::int64_t>(j) * bt_));
       Value* mins = gep_f(vhdr_, c64(static_cast<std::int64_t>(t.groups + j) * bt_));
-      Value* smax = load_v(scales, 16);
-      for (int i = 16; i < bt_; i += 16) smax = fmax(smax, load_v(gep_f(scales, c64(i)), 16));
       Value* inv;
       {
         llvm::IRBuilderBase::FastMathFlagGuard exact(b_);
         b_.clearFastMathFlags();
-        Value* a = reduce_max(smax);
+        Value* a = largest_scales[static_cast<std::size_t>(j)];
         inv = b_.CreateSelect(b_.CreateFCmpOGT(a, cf(0)), b_.CreateFDiv(cf(top_weight), a), cf(0));
         store_f(b_.CreateFDiv(a, cf(top_weight)), gep_f(vblock_steps_, c64(j)));
       }
@@ -1019,13 +1063,16 @@ class KernelGen {
     // of a head's sums when its maximum grows is rare over a long context, and
     // without a branch per head the per-head chains below (exp, weight rounding)
     // sit in one basic block, where the scheduler and the CPU overlap them.
-    std::vector<Value*> bmax, m_old, m_new;
-    Value* grew = b_.getFalse();
+    std::vector<Value*> row_maxima, m_old, m_new;
     for (int h = 0; h < g_; ++h) {
       Value* row = srow(h);
       Value* mx = load_v(row, 16);
       for (int i = 16; i < bt_; i += 16) mx = fmax(mx, load_v(gep_f(row, c64(i)), 16));
-      bmax.push_back(reduce_max(mx));
+      row_maxima.push_back(mx);
+    }
+    const std::vector<Value*> bmax = reduce_all(row_maxima, true);
+    Value* grew = b_.getFalse();
+    for (int h = 0; h < g_; ++h) {
       m_old.push_back(load_f(m_at(m, h)));
       m_new.push_back(fmax(m_old.back(), bmax.back()));
       grew = b_.CreateOr(grew, b_.CreateFCmpOGT(m_new.back(), m_old.back()));
@@ -1046,21 +1093,29 @@ class KernelGen {
       gaps = b_.CreateInsertElement(gaps, b_.CreateFSub(bmax[static_cast<std::size_t>(h)], m_new[static_cast<std::size_t>(h)]),
                                     static_cast<std::uint64_t>(h));
     Value* betas = exp_v(gaps);
+    // The block's own softmax r_t = exp(score_t - M) of every head, then every
+    // head's l += beta sum_t r_t (the heads' sums reduced together).
+    std::vector<Value*> rsums;
+    for (int hi = 0; hi < g_; ++hi) {
+      const auto hs = static_cast<std::size_t>(hi);
+      Value* row = srow(hi);
+      store_f(m_new[hs], m_at(m, hi));
+      Value* rsum = var(vf(16), "r_sum");
+      set(rsum, llvm::Constant::getNullValue(vf(16)));
+      loop(c64(0), c64(bt_), 16, [&](Value* i) {
+        Value* r = exp_v(b_.CreateFSub(load_v(gep_f(row, i), 16), splat(bmax[hs], 16)));
+        store_v(r, gep_f(row, i));
+        set(rsum, b_.CreateFAdd(get(rsum, vf(16)), r));
+      }, bt_ / 16);
+      rsums.push_back(get(rsum, vf(16)));
+    }
+    const std::vector<Value*> block_sums = reduce_all(rsums, false);
     for (int hi = 0; hi < g_; ++hi) {  // the heads side by side (see unrolled_heads)
       const auto hs = static_cast<std::size_t>(hi);
       Value* h = c64(hi);
       Value* row = srow(hi);
-      Value* bmax_h = bmax[hs];
-      store_f(m_new[hs], m_at(m, hi));
       Value* beta = b_.CreateExtractElement(betas, static_cast<std::uint64_t>(hi));
-      Value* rsum = var(vf(16), "r_sum");
-      set(rsum, llvm::Constant::getNullValue(vf(16)));
-      loop(c64(0), c64(bt_), 16, [&](Value* i) {
-        Value* r = exp_v(b_.CreateFSub(load_v(gep_f(row, i), 16), splat(bmax_h, 16)));
-        store_v(r, gep_f(row, i));
-        set(rsum, b_.CreateFAdd(get(rsum, vf(16)), r));
-      }, bt_ / 16);
-      store_f(fma(beta, reduce_add(get(rsum, vf(16))), load_f(gep_f(l, h))), gep_f(l, h));
+      store_f(fma(beta, block_sums[hs], load_f(gep_f(l, h))), gep_f(l, h));
       // The groups in straight-line code (constant offsets, no loop bookkeeping)
       // unless there are many of them: this per-head, per-group work is a large
       // share of a block's instructions at head_dim 128.
