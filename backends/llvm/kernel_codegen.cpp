@@ -205,17 +205,15 @@ class KernelGen {
     const int n = static_cast<int>(vs.size());
     const int L = static_cast<int>(llvm::cast<llvm::FixedVectorType>(vs[0]->getType())->getNumElements());
     auto op = [&](Value* a, Value* x) { return max ? fmax(a, x) : b_.CreateFAdd(a, x); };
-    // Which block the input at position p ends in: at each level the vector of
-    // index v = p >> (level - 1) sends its block b to block 2b + (v & 1). The
-    // inputs are fed so that input i ends in block i.
-    std::vector<int> cur_pos(static_cast<std::size_t>(n));
+    // The vector fed at position p ends in block b(p): at each level the vector
+    // of index v = p >> (level - 1) sends its block b to block 2b + (v & 1). Input
+    // b(p) is fed there, so that input i ends in block i.
+    std::vector<Value*> cur(static_cast<std::size_t>(n));
     for (int p = 0; p < n; ++p) {
       int b = 0;
       for (int level = 1; (1 << level) <= n; ++level) b = 2 * b + ((p >> (level - 1)) & 1);
-      cur_pos[static_cast<std::size_t>(p)] = b;
+      cur[static_cast<std::size_t>(p)] = vs[static_cast<std::size_t>(b)];
     }
-    std::vector<Value*> cur(static_cast<std::size_t>(n));
-    for (int p = 0; p < n; ++p) cur[static_cast<std::size_t>(p)] = vs[static_cast<std::size_t>(cur_pos[static_cast<std::size_t>(p)])];
     int bs = L;
     for (; cur.size() > 1; bs /= 2) {
       std::vector<int> m1, m2;
