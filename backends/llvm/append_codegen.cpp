@@ -9,9 +9,9 @@
 #include <llvm/IR/Function.h>
 #include <llvm/IR/IRBuilder.h>
 #include <llvm/IR/Intrinsics.h>
-#include <llvm/IR/Metadata.h>
 #include <llvm/IR/Module.h>
 
+#include "backends/llvm/codegen_loops.h"
 #include "ir/layout.h"
 #include "support/diagnostics.h"
 
@@ -23,12 +23,6 @@ using llvm::BasicBlock;
 using llvm::Function;
 using llvm::Type;
 using llvm::Value;
-
-int largest_pow2_lanes(int limit, int must_divide) {
-  int w = 1;
-  while (w * 2 <= limit && must_divide % (w * 2) == 0) w *= 2;
-  return w;
-}
 
 // Codes packed per store: the most codes that make whole bytes, fit one 64-bit
 // word and divide `total` (the codes of one channel run or one token).
@@ -128,34 +122,10 @@ class AppendGen {
     return a;
   }
 
-  // for (iv = begin; iv < end; iv += step) body(iv). The code is vectorised by
-  // construction, so loops keep the vectoriser and the unroller off (compile time).
+  // for (iv = begin; iv < end; iv += step) body(iv), not unrolled (see emit_loop).
   void loop(std::int64_t begin, std::int64_t end, std::int64_t step, const std::function<void(Value*)>& body) {
     if (begin >= end) return;
-    Function* f = b_.GetInsertBlock()->getParent();
-    BasicBlock* pre = b_.GetInsertBlock();
-    BasicBlock* head = BasicBlock::Create(ctx_, "loop", f);
-    BasicBlock* inner = BasicBlock::Create(ctx_, "body", f);
-    BasicBlock* exit = BasicBlock::Create(ctx_, "exit", f);
-    b_.CreateBr(head);
-    b_.SetInsertPoint(head);
-    llvm::PHINode* iv = b_.CreatePHI(i64_, 2);
-    iv->addIncoming(c64(begin), pre);
-    b_.CreateCondBr(b_.CreateICmpSLT(iv, c64(end)), inner, exit);
-    b_.SetInsertPoint(inner);
-    body(iv);
-    iv->addIncoming(b_.CreateAdd(iv, c64(step)), b_.GetInsertBlock());
-    b_.CreateBr(head)->setMetadata(llvm::LLVMContext::MD_loop, loop_metadata());
-    b_.SetInsertPoint(exit);
-  }
-  llvm::MDNode* loop_metadata() {
-    std::vector<llvm::Metadata*> ops{nullptr};
-    ops.push_back(llvm::MDNode::get(ctx_, {llvm::MDString::get(ctx_, "llvm.loop.vectorize.enable"),
-                                           llvm::ConstantAsMetadata::get(b_.getFalse())}));
-    ops.push_back(llvm::MDNode::get(ctx_, {llvm::MDString::get(ctx_, "llvm.loop.unroll.disable")}));
-    llvm::MDNode* node = llvm::MDNode::getDistinct(ctx_, ops);
-    node->replaceOperandWith(0, node);
-    return node;
+    emit_loop(b_, c64(begin), c64(end), step, body);
   }
 
   // ---- quantization ----------------------------------------------------------

@@ -12,9 +12,9 @@
 #include <llvm/IR/IRBuilder.h>
 #include <llvm/IR/Intrinsics.h>
 #include <llvm/IR/IntrinsicsX86.h>
-#include <llvm/IR/Metadata.h>
 #include <llvm/IR/Module.h>
 
+#include "backends/llvm/codegen_loops.h"
 #include "ir/layout.h"
 #include "support/diagnostics.h"
 
@@ -39,12 +39,6 @@ constexpr std::int64_t kPrefetchBytes = 16384;
 // Per-head, per-group bodies emitted as straight-line code before the groups
 // become a loop again (code size and compile time).
 constexpr int kMaxUnrolledGroupBodies = 32;
-
-int largest_pow2_lanes(int limit, int must_divide) {
-  int w = 1;
-  while (w * 2 <= limit && must_divide % (w * 2) == 0) w *= 2;
-  return w;
-}
 
 // Field indices of kvc_attend_args (backends/kernel_abi.h).
 enum ArgField { kBlocks, kNBlocks, kTailK, kTailV, kNTail, kQ, kBasis, kOut, kProbs };
@@ -305,43 +299,10 @@ class KernelGen {
     }
   }
 
-  // for (iv = begin; iv < end; iv += step) body(iv). The code is vectorised by
-  // construction, so loops carry metadata that keeps the vectoriser off them and
-  // bounds unrolling (`unroll` copies; 1 = none): full unrolling of the constant
-  // trip counts would multiply compile time for little speed.
+  // for (iv = begin; iv < end; iv += step) body(iv), with `unroll` copies (see emit_loop).
   void loop(Value* begin, Value* end, std::int64_t step, const std::function<void(Value*)>& body,
             int unroll = 1) {
-    Function* f = b_.GetInsertBlock()->getParent();
-    BasicBlock* pre = b_.GetInsertBlock();
-    BasicBlock* head = BasicBlock::Create(ctx_, "loop", f);
-    BasicBlock* inner = BasicBlock::Create(ctx_, "body", f);
-    BasicBlock* exit = BasicBlock::Create(ctx_, "exit", f);
-    b_.CreateBr(head);
-    b_.SetInsertPoint(head);
-    llvm::PHINode* iv = b_.CreatePHI(i64_, 2);
-    iv->addIncoming(begin, pre);
-    b_.CreateCondBr(b_.CreateICmpSLT(iv, end), inner, exit);
-    b_.SetInsertPoint(inner);
-    body(iv);
-    iv->addIncoming(b_.CreateAdd(iv, c64(step)), b_.GetInsertBlock());
-    llvm::BranchInst* back = b_.CreateBr(head);
-    back->setMetadata(llvm::LLVMContext::MD_loop, loop_metadata(unroll));
-    b_.SetInsertPoint(exit);
-  }
-
-  llvm::MDNode* loop_metadata(int unroll) {
-    auto* md_false = llvm::ConstantAsMetadata::get(b_.getFalse());
-    std::vector<llvm::Metadata*> ops{nullptr};
-    ops.push_back(llvm::MDNode::get(ctx_, {llvm::MDString::get(ctx_, "llvm.loop.vectorize.enable"), md_false}));
-    if (unroll <= 1) {
-      ops.push_back(llvm::MDNode::get(ctx_, {llvm::MDString::get(ctx_, "llvm.loop.unroll.disable")}));
-    } else {
-      ops.push_back(llvm::MDNode::get(ctx_, {llvm::MDString::get(ctx_, "llvm.loop.unroll.count"),
-                                             llvm::ConstantAsMetadata::get(b_.getInt32(static_cast<std::uint32_t>(unroll)))}));
-    }
-    llvm::MDNode* node = llvm::MDNode::getDistinct(ctx_, ops);
-    node->replaceOperandWith(0, node);
-    return node;
+    emit_loop(b_, begin, end, step, body, unroll);
   }
 
   void if_true(Value* cond, const std::function<void()>& then) {
