@@ -17,9 +17,9 @@ int largest_pow2_lanes(int limit, int must_divide);
 // full unrolling of constant trip counts would multiply compile time for little speed.
 llvm::MDNode* generated_loop_metadata(llvm::LLVMContext& ctx, int unroll);
 
-// for (iv = begin; iv < end; iv += step) body(iv), as i64 blocks at b's insert
-// point, which is left at the loop's exit; the back edge carries
-// generated_loop_metadata(unroll).
+// for (iv = begin; iv < end; iv += step) body(iv), with an i64 induction
+// variable, emitted at b's insert point; b is left at the loop's exit block. The
+// back edge carries generated_loop_metadata(unroll).
 void emit_loop(llvm::IRBuilder<>& b, llvm::Value* begin, llvm::Value* end, std::int64_t step,
                const std::function<void(llvm::Value* iv)>& body, int unroll = 1);
 
