@@ -1,7 +1,7 @@
 #pragma once
 // Calibration statistics: what `kvc calibrate` measures on a real model so that the
 // search passes (kvtuner, prefixkv, cake, xkv, legalize) can run offline, without
-// the model. algorithms.md §14 lists what each pass needs; this is kvc's subset.
+// the model. docs/algorithms.md §10 says which pass reads which statistic.
 //
 // A CalibrationStats is metadata (the model shape it was measured on and how it was
 // measured) plus named fp32 tensors. Every tensor kvc writes is listed below with
