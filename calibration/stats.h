@@ -85,7 +85,7 @@ namespace kvc::calibration {
 // How a stats file was measured (the JSON header's "calibration" object).
 struct StatsMeta {
   ir::ModelShape model;          // name, layers, q_heads, kv_heads, head_dim, rope_theta
-  std::string source;            // "sampled (temperature 1)" or the token file's path
+  std::string source;            // SequenceSource::describe(): "sampled ...", "tokens:PATH" or "text:PATH"
   int sequences = 0;
   int length = 0;                // tokens per sequence
   int prompt = 0;                // of those, the prompt

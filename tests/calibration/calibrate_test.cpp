@@ -56,7 +56,7 @@ TEST(Calibrate, TokenFileIsReadAndBadOnesAreErrors) {
   CalibrateOptions o;
   o.sequences = 2;
   o.length = 32;
-  o.token_file = tokens;
+  o.source.token_file = tokens;
   const CalibrationStats s = calibrate(m, o);
   EXPECT_EQ(s.meta.source, tokens);
   o.sequences = 3;
