@@ -1,6 +1,6 @@
 #pragma once
 // `kvc calibrate`: runs the model over calibration sequences and measures what the
-// search passes need (calibration/stats.h), so they can run without the model.
+// search passes need (stats/stats.h), so they can run without the model.
 //
 // Each sequence goes through the model as ONE prefill (full fp32 cache); its
 // post-RoPE keys, values and queries per layer are all the statistics need. Of its
@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "calibration/sequence_statistics.h"
-#include "calibration/stats.h"
+#include "stats/stats.h"
 #include "calibration/token_sequences.h"
 #include "model/model.h"
 

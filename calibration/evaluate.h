@@ -73,7 +73,7 @@ EvalReport evaluate_plan(const model::Model& model, const ir::Module& plan, cons
 // Several plans on the same sequences: the same reports as evaluate_plan gives each
 // (every computation is the same), with the fp32 and baseline runs shared, so N
 // plans cost N + 2 forward passes per sequence instead of 3N (`kvc sweep`, and the
-// end-to-end error probes of search/error_probes.h).
+// end-to-end error probes of calibration/error_probes.h).
 std::vector<EvalReport> evaluate_plans(const model::Model& model, const std::vector<ir::Module>& plans,
                                        const EvalOptions& options, const std::string& plan_origin = "<plan>");
 

@@ -34,7 +34,7 @@
 #include <string>
 #include <vector>
 
-#include "calibration/stats.h"
+#include "stats/stats.h"
 #include "passes/pass.h"
 
 namespace kvc::passes {

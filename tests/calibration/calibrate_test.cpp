@@ -5,7 +5,7 @@
 #include <fstream>
 
 #include "calibration/calibrate.h"
-#include "calibration/stats_file.h"
+#include "stats/stats_file.h"
 #include "support/diagnostics.h"
 #include "test_support/test_data.h"
 

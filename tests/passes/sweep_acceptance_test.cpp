@@ -19,10 +19,10 @@
 #include "calibration/calibrate.h"
 #include "frontend/spec.h"
 #include "model/model.h"
-#include "search/sweep.h"
+#include "sweep/sweep.h"
 #include "test_support/test_data.h"
 
-namespace kvc::search {
+namespace kvc::sweep {
 namespace {
 
 TEST(SweepAcceptance, JointIsLowestKvtunerAndCakeBeatTheirBaselinesAndPredictionRanksMeasuredKL) {
@@ -61,4 +61,4 @@ TEST(SweepAcceptance, JointIsLowestKvtunerAndCakeBeatTheirBaselinesAndPrediction
 }
 
 }  // namespace
-}  // namespace kvc::search
+}  // namespace kvc::sweep

@@ -1,5 +1,5 @@
 // `kvc sweep --model M --spec S --budgets 0.5,0.25,0.15,0.1 [--stats F] [--json]`:
-// every method's plan at every budget, measured (search/sweep.h). This file only
+// every method's plan at every budget, measured (sweep/sweep.h). This file only
 // parses options and prints.
 #include <cstdio>
 #include <iostream>
@@ -8,10 +8,10 @@
 #include <nlohmann/json.hpp>
 
 #include "calibration/calibrate.h"
-#include "calibration/stats_file.h"
+#include "stats/stats_file.h"
 #include "frontend/spec.h"
 #include "model/model.h"
-#include "search/sweep.h"
+#include "sweep/sweep.h"
 #include "sequence_source_options.h"
 #include "search_commands.h"
 #include "support/diagnostics.h"
@@ -24,7 +24,7 @@ struct SweepCommandOptions {
   int calibration_sequences = 8;
   int calibration_length = 256;
   bool json = false;
-  search::SweepOptions run;
+  sweep::SweepOptions run;
   calibration::SequenceSource calibration_source;
 };
 
@@ -49,7 +49,7 @@ std::vector<std::string> parse_methods(const std::string& text) {
   std::string item;
   while (std::getline(in, item, ',')) {
     bool known = false;
-    for (const auto& m : search::sweep_methods()) known |= m == item;
+    for (const auto& m : sweep::sweep_methods()) known |= m == item;
     if (!known) throw Error({}, "--methods", "'" + item + "' is not a sweep method");
     out.push_back(item);
   }
@@ -75,7 +75,7 @@ int sweep(SweepCommandOptions& o) {
     stats = calibration::calibrate(model, c);
   }
   o.run.progress = &std::cerr;
-  const search::SweepResult r = search::run_sweep(model, spec, stats, o.run);
+  const sweep::SweepResult r = sweep::run_sweep(model, spec, stats, o.run);
   if (o.json) {
     nlohmann::json rows = nlohmann::json::array();
     for (const auto& row : r.rows)

@@ -1,4 +1,4 @@
-#include "search/error_probes.h"
+#include "calibration/error_probes.h"
 
 #include <algorithm>
 #include <cmath>
@@ -9,7 +9,7 @@
 #include "passes/cost_model.h"
 #include "support/diagnostics.h"
 
-namespace kvc::search {
+namespace kvc::calibration {
 
 const std::vector<double>& probe_keep_ratios() {
   static const std::vector<double> ratios = {1.0 / 32, 1.0 / 16, 1.0 / 8, 1.0 / 4, 1.0 / 2, 3.0 / 4};
@@ -159,4 +159,4 @@ void measure_error_probes(const model::Model& model, const frontend::SearchOptio
   (void)passes::has_end_to_end_calibration(stats);  // checks what was just stored
 }
 
-}  // namespace kvc::search
+}  // namespace kvc::calibration

@@ -1,4 +1,4 @@
-#include "search/sweep.h"
+#include "sweep/sweep.h"
 
 #include <algorithm>
 #include <cmath>
@@ -10,10 +10,10 @@
 #include "passes/cost_model.h"
 #include "passes/pass_manager.h"
 #include "passes/uniform.h"
-#include "search/error_probes.h"
+#include "calibration/error_probes.h"
 #include "support/diagnostics.h"
 
-namespace kvc::search {
+namespace kvc::sweep {
 
 const std::vector<std::string>& sweep_methods() {
   static const std::vector<std::string> methods = {"kivi",     "streamingllm", "h2o", "snapkv", "kvtuner",
@@ -152,11 +152,11 @@ SweepResult run_sweep(const model::Model& model, const frontend::Spec& spec,
     throw Error({}, "--seed", "the evaluation sequences overlap the calibration sequences");
   }
   if (!passes::has_end_to_end_calibration(stats)) {
-    ErrorProbeOptions probes;
+    calibration::ErrorProbeOptions probes;
     probes.source = calibration::SequenceSource::from_description(stats.meta.source);
     probes.threads = options.threads;
     probes.progress = options.progress;
-    measure_error_probes(model, spec.search, stats, probes);
+    calibration::measure_error_probes(model, spec.search, stats, probes);
     out.notes.push_back("the stats had no end-to-end error probes: measured them on the calibration sequences");
   }
   calibration::EvalOptions eval;
@@ -205,4 +205,4 @@ SweepResult run_sweep(const model::Model& model, const frontend::Spec& spec,
   return out;
 }
 
-}  // namespace kvc::search
+}  // namespace kvc::sweep

@@ -58,7 +58,7 @@
 //   key_rank_error_g<s>    [L-s+1][s*D+1]   relative Frobenius error of the best rank-r
 //     approximation, sqrt(sum_{i>=r} lambda_i / sum lambda), r = 0..s*D
 // F. End-to-end error probes (optional; `kvc calibrate --spec S`, or `kvc sweep` when
-//   absent; search/error_probes.h measures them, passes/cost_model.h reads them).
+//   absent; calibration/error_probes.h measures them, passes/cost_model.h reads them).
 //   Each is the mean KL(baseline || plan) over the calibration sequences' decoded
 //   positions of a UNIFORM plan (every layer alike), run through the whole model:
 //   e2e_quant_kl                [Q][3]      rows (K bits, V bits, KL), every token kept

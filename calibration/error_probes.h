@@ -23,12 +23,12 @@
 #include <cstdint>
 #include <iosfwd>
 
-#include "calibration/stats.h"
+#include "stats/stats.h"
 #include "calibration/token_sequences.h"
 #include "frontend/spec.h"
 #include "model/model.h"
 
-namespace kvc::search {
+namespace kvc::calibration {
 
 struct ErrorProbeOptions {
   int sequences = 0;  // 0 = the stats' sequences
@@ -50,4 +50,4 @@ const std::vector<double>& layer_probe_keep_ratios();
 void measure_error_probes(const model::Model& model, const frontend::SearchOptions& search,
                           calibration::CalibrationStats& stats, const ErrorProbeOptions& options = {});
 
-}  // namespace kvc::search
+}  // namespace kvc::calibration

@@ -22,9 +22,9 @@
 // Nothing here is a quality claim about a real model.
 #include <cstdint>
 
-#include "calibration/stats.h"
+#include "stats/stats.h"
 
-namespace kvc::testing {
+namespace kvc::calibration {
 
 struct SyntheticStatsOptions {
   std::uint64_t seed = 1;
@@ -37,4 +37,4 @@ struct SyntheticStatsOptions {
 
 calibration::CalibrationStats synthetic_stats(const ir::ModelShape& model, const SyntheticStatsOptions& options = {});
 
-}  // namespace kvc::testing
+}  // namespace kvc::calibration

@@ -32,13 +32,13 @@
 #include <string>
 #include <vector>
 
-#include "calibration/stats.h"
+#include "stats/stats.h"
 #include "calibration/token_sequences.h"
 #include "frontend/spec.h"
 #include "ir/plan.h"
 #include "model/model.h"
 
-namespace kvc::search {
+namespace kvc::sweep {
 
 struct SweepOptions {
   std::vector<double> budgets = {0.5, 0.25, 0.15, 0.1};
@@ -83,4 +83,4 @@ SweepResult run_sweep(const model::Model& model, const frontend::Spec& spec,
 // Spearman rank correlation (average ranks for ties); 0 when fewer than 2 values or no spread.
 double spearman_correlation(const std::vector<double>& a, const std::vector<double>& b);
 
-}  // namespace kvc::search
+}  // namespace kvc::sweep
