@@ -11,6 +11,7 @@
 #include "frontend/model_file.h"
 #include "model/model.h"
 #include "model/stories_gguf.h"
+#include "model/error_of.h"
 #include "model/test_files.h"
 #include "model/tiny_gguf.h"
 #include "support/diagnostics.h"
@@ -21,21 +22,8 @@ namespace {
 
 using testing::GgufTensorType;
 
-// The message of the kvc::Error `f` throws; "" when it throws nothing. Any
-// other exception is a test failure.
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw a non-kvc exception: " << e.what();
-    return "<non-kvc exception>";
-  }
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+using testing::contains;
+using testing::error_of;
 
 // Offsets to cut at: every byte of the first `dense` bytes, then every `stride`-th, and the last byte.
 std::vector<std::size_t> cut_points(std::size_t size, std::size_t dense, std::size_t stride) {
