@@ -3,6 +3,9 @@
 # and runs each for SECONDS (default 60), one after another, then prints every
 # target's executions, coverage and whether it found something.
 # Usage: scripts/fuzz.sh [SECONDS] [TARGET...]     (targets: fuzz/CMakeLists.txt)
+#        scripts/fuzz.sh --smoke     build, then CTest's fuzz_smoke tests (each target
+#                                    over its corpus and regressions, then 2 s of
+#                                    fuzzing): what scripts/test.sh runs.
 #
 # Each target keeps what it learns in build-fuzz/fuzz/work/TARGET (seeded from the
 # committed corpus fuzz/corpus/TARGET and fuzz/regressions/TARGET, which are only
@@ -11,6 +14,8 @@
 # into fuzz/regressions/TARGET/ (the normal build replays that folder in CTest).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+smoke=0
+if [ "${1:-}" = "--smoke" ]; then smoke=1; shift; fi
 seconds="${1:-60}"; shift || true
 build="${KVC_FUZZ_BUILD:-$root/build-fuzz}"
 
@@ -19,6 +24,9 @@ export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$(dirname "$root")}"
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKVC_FUZZ=ON \
   -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_C_COMPILER=clang >/dev/null
 cmake --build "$build" -j "$(nproc)"
+if ((smoke)); then
+  exec ctest --test-dir "$build" --output-on-failure -j "$(nproc)" -L fuzz
+fi
 
 targets=("$@")
 if ((${#targets[@]} == 0)); then
