@@ -1,6 +1,6 @@
 // How long each search pass takes to plan an 80-layer model: specs/llama-3.1-70b.yaml
 // (Llama-3.1-70B, 128K context, 8 GiB budget) with generated calibration statistics
-// of that shape (tests/test_support/synthetic_stats.h). Issue 6 asks for under 2 s.
+// of that shape (tests/test_support/synthetic_stats.h). The design target is under 2 s per pass.
 // Two pricings: plan_llama70b/* the per-layer proxies, plan_llama70b_e2e/* the
 // end-to-end probes (single-layer retention probes included) that real calibrated
 // stats carry.

@@ -14,6 +14,7 @@
 
 #include "calibration/sequence_statistics.h"
 #include "calibration/stats.h"
+#include "calibration/token_sequences.h"
 #include "model/model.h"
 
 namespace kvc::calibration {
@@ -23,7 +24,7 @@ struct CalibrateOptions {
   int length = 512;
   int decode = 0;              // decoded continuation; 0 = min(64, length / 4)
   std::uint64_t seed = 0;
-  std::string token_file;      // "" = sample from the model (token_sequences.h)
+  SequenceSource source;       // sampled unless it names a file (token_sequences.h)
   int threads = 0;             // 0 = std::thread::hardware_concurrency()
   std::ostream* progress = nullptr;  // one line per finished sequence when set
 };

@@ -29,6 +29,7 @@
 #include "ir/kernel_spec.h"
 #include "ir/plan.h"
 #include "kvc.h"
+#include "calibration/token_sequences.h"
 #include "model/model.h"
 
 namespace kvc::calibration {
@@ -41,7 +42,7 @@ struct EvalOptions {
   int length = 256;
   int prompt = 0;              // 0 = length / 2
   std::uint64_t seed = 0;
-  std::string token_file;      // "" = sample from the model
+  SequenceSource source;       // sampled unless it names a file
   int threads = 0;             // 0 = hardware concurrency
   EvalCache cache = EvalCache::Reference;
   int cache_threads = 1;       // EvalCache::Runtime: the runtime's attention threads per cache

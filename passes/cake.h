@@ -1,6 +1,6 @@
 #pragma once
 // `cake`: per-layer token budgets in proportion to each layer's attention
-// preference (CAKE, algorithms.md §8), with CAKE's eviction indicator as the policy.
+// preference (CAKE, docs/algorithms.md §5), with CAKE's eviction indicator as the policy.
 //
 // Preference P_l = H_l^(1/tau1) * V_l^(1/tau2), H_l and V_l the layer's calibrated
 // attention entropy and temporal variance (cake_entropy_mean, cake_variance_mean,

@@ -1,6 +1,6 @@
 #pragma once
 // `prefixkv`: per-layer token budgets from one global retention level (PrefixKV,
-// algorithms.md §7).
+// docs/algorithms.md §4).
 //
 // Each layer l has a prefix importance curve F_l(x): the share of its prefill
 // attention mass held by its top x-fraction of prompt tokens (prefix_curve_mean,

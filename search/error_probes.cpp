@@ -100,9 +100,11 @@ void measure_error_probes(const model::Model& model, const frontend::SearchOptio
   eval.length = meta.length;
   eval.seed = meta.seed;
   eval.threads = options.threads;
-  if (meta.source.rfind("sampled", 0) != 0)
-    throw Error("error probes: the stats were measured on a token file (" + meta.source +
-                "); probes sample their sequences like calibration does");
+  eval.source = options.source;
+  const bool sampled = meta.source.rfind("sampled", 0) == 0;
+  if (sampled ? options.source.from_file() : meta.source != options.source.describe())
+    throw Error("error probes: the stats were measured on " + meta.source + ", the probes would run on " +
+                options.source.describe() + "; they must see the calibration sequences");
   if (options.progress)
     *options.progress << "kvc: measuring " << plans.size() << " end-to-end error probes on " << eval.sequences
                       << " calibration sequences x " << eval.length << " tokens\n";

@@ -24,6 +24,7 @@
 #include <iosfwd>
 
 #include "calibration/stats.h"
+#include "calibration/token_sequences.h"
 #include "frontend/spec.h"
 #include "model/model.h"
 
@@ -31,6 +32,9 @@ namespace kvc::search {
 
 struct ErrorProbeOptions {
   int sequences = 0;  // 0 = the stats' sequences
+  // The calibration sequences' file, when the stats were measured on one (their
+  // meta.source says which); sampled stats need none.
+  calibration::SequenceSource source;
   int threads = 0;
   std::ostream* progress = nullptr;
 };

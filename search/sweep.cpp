@@ -141,12 +141,19 @@ SweepResult run_sweep(const model::Model& model, const frontend::Spec& spec,
   const auto& methods = options.methods.empty() ? sweep_methods() : options.methods;
   SweepResult out;
   calibration::CalibrationStats stats = stats_in;
+  // Plans are priced on the calibration sequences, never on the evaluation's.
+  if (options.source.from_file()) {
+    if (stats.meta.source == options.source.describe())
+      throw Error({}, "--text", "the evaluation sequences are the calibration sequences (" + stats.meta.source +
+                                    "): evaluate on held-out text");
+  } else if (stats.meta.source.rfind("sampled", 0) == 0 &&
+             stats.meta.seed + static_cast<std::uint64_t>(stats.meta.sequences) > options.seed &&
+             options.seed + static_cast<std::uint64_t>(options.sequences) > stats.meta.seed) {
+    throw Error({}, "--seed", "the evaluation sequences overlap the calibration sequences");
+  }
   if (!passes::has_end_to_end_calibration(stats)) {
-    // Priced on the calibration sequences (the stats' seeds), never the evaluation's.
-    if (stats.meta.seed + static_cast<std::uint64_t>(stats.meta.sequences) > options.seed &&
-        options.seed + static_cast<std::uint64_t>(options.sequences) > stats.meta.seed)
-      throw Error({}, "--seed", "the evaluation sequences overlap the calibration sequences the error probes use");
     ErrorProbeOptions probes;
+    probes.source = calibration::SequenceSource::from_description(stats.meta.source);
     probes.threads = options.threads;
     probes.progress = options.progress;
     measure_error_probes(model, spec.search, stats, probes);
@@ -156,6 +163,7 @@ SweepResult run_sweep(const model::Model& model, const frontend::Spec& spec,
   eval.sequences = options.sequences;
   eval.length = options.length;
   eval.seed = options.seed;
+  eval.source = options.source;
   eval.threads = options.threads;
   std::vector<ir::Module> plans;
   for (double budget : options.budgets) {

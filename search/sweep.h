@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "calibration/stats.h"
+#include "calibration/token_sequences.h"
 #include "frontend/spec.h"
 #include "ir/plan.h"
 #include "model/model.h"
@@ -45,6 +46,7 @@ struct SweepOptions {
   int sequences = 4;
   int length = 256;
   std::uint64_t seed = 1000;  // eval sequences (calibration's default seed is 0: keep them apart)
+  calibration::SequenceSource source;  // the eval sequences' file (sampled with `seed` when none)
   int threads = 0;
   std::ostream* progress = nullptr;
 };

@@ -9,6 +9,7 @@
 #include "search/error_probes.h"
 #include "support/diagnostics.h"
 #include "calibration_commands.h"
+#include "sequence_source_options.h"
 #include "model/model.h"
 
 namespace kvc::cli {
@@ -31,12 +32,11 @@ int calibrate(CalibrateCommandOptions& o) {
   o.run.progress = &std::cerr;
   calibration::CalibrationStats stats = calibration::calibrate(m, o.run);
   if (o.probes) {
-    if (!o.run.token_file.empty())
-      throw Error({}, "--tokens", "the end-to-end error probes sample their sequences; add --no-probes");
     const frontend::SearchOptions search = o.spec.empty() ? frontend::SearchOptions{} : frontend::load_spec(o.spec).search;
     search::ErrorProbeOptions probes;
     probes.sequences = std::min(o.probe_sequences, stats.meta.sequences);
     probes.threads = o.run.threads;
+    probes.source = o.run.source;
     probes.progress = &std::cerr;
     search::measure_error_probes(m, search, stats, probes);
   }
@@ -60,8 +60,7 @@ CommandRunner add_calibrate_command(CLI::App& app) {
   cmd->add_option("--sequences", o->run.sequences, "Calibration sequences")->capture_default_str();
   cmd->add_option("--length", o->run.length, "Tokens per sequence")->capture_default_str();
   cmd->add_option("--seed", o->run.seed, "Sequence i is sampled (temperature 1) with seed + i")->capture_default_str();
-  cmd->add_option("--tokens", o->run.token_file,
-                  "Read sequences from this file instead of sampling: one sequence of token ids per line");
+  add_sequence_source_options(cmd, o->run.source, "", "calibration sequences");
   cmd->add_option("--decode", o->run.decode,
                   "Tokens at the end of each sequence treated as decoded (default min(64, length/4))");
   cmd->add_option("--threads", o->run.threads, "Worker threads (default: all cores)");

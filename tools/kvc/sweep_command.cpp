@@ -12,6 +12,7 @@
 #include "frontend/spec.h"
 #include "model/model.h"
 #include "search/sweep.h"
+#include "sequence_source_options.h"
 #include "search_commands.h"
 #include "support/diagnostics.h"
 
@@ -24,6 +25,7 @@ struct SweepCommandOptions {
   int calibration_length = 256;
   bool json = false;
   search::SweepOptions run;
+  calibration::SequenceSource calibration_source;
 };
 
 std::vector<double> parse_budgets(const std::string& text) {
@@ -69,6 +71,7 @@ int sweep(SweepCommandOptions& o) {
     c.sequences = o.calibration_sequences;
     c.length = o.calibration_length;
     c.threads = o.run.threads;
+    c.source = o.calibration_source;
     stats = calibration::calibrate(model, c);
   }
   o.run.progress = &std::cerr;
@@ -118,6 +121,9 @@ CommandRunner add_sweep_command(CLI::App& app) {
       ->capture_default_str()->check(CLI::Range(1, 4096));
   sub->add_option("--calibration-length", o->calibration_length, "in-process calibration tokens per sequence")
       ->capture_default_str()->check(CLI::Range(16, 1 << 20));
+  add_sequence_source_options(sub, o->run.source, "", "evaluation sequences");
+  add_sequence_source_options(sub, o->calibration_source, "calibration-",
+                              "in-process calibration sequences (without --stats)");
   sub->add_option("--threads", o->run.threads, "0 = all cores")->capture_default_str()->check(CLI::Range(0, 1024));
   sub->add_flag("--json", o->json, "rows and spearman as JSON");
   return [o] { return sweep(*o); };
