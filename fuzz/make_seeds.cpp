@@ -4,8 +4,11 @@
 // and llama2.c models, plans, a stats file. No real model is ever copied here.
 //
 //   fuzz_make_seeds SOURCE_DIR OUT_DIR     (OUT_DIR is usually SOURCE_DIR/fuzz/corpus)
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -117,6 +120,73 @@ std::vector<std::uint8_t> tiny_llama2c(int layers, bool shared_classifier) {
   return bytes;
 }
 
+void append_bytes(std::vector<std::uint8_t>& out, const void* p, std::size_t n) {
+  const auto* b = static_cast<const std::uint8_t*>(p);
+  out.insert(out.end(), b, b + n);
+}
+
+// The versioned llama2.c layout (frontend/llama2c.h, magic "ak42") of the same tiny
+// shape, version 1 (fp32) or 2 (int8 codes, one fp32 scale per 32 codes); `vocab`
+// 32 so that every tensor is whole groups of 32.
+std::vector<std::uint8_t> tiny_llama2c_versioned(int version, bool shared_classifier) {
+  constexpr std::int32_t dim = 8, hidden = 16, layers = 1, heads = 2, kv_heads = 1, vocab = 32, seq = 4;
+  constexpr std::int32_t group = 32, kvd = kv_heads * dim / heads;
+  std::vector<std::uint8_t> out(256, 0);
+  const std::uint32_t magic = 0x616b3432;
+  const std::int32_t fields[9] = {version, dim, hidden, layers, heads, kv_heads, vocab, seq, 0};
+  std::memcpy(out.data(), &magic, 4);
+  std::memcpy(out.data() + 4, fields, 8 * 4);
+  out[36] = shared_classifier ? 1 : 0;
+  if (version == 2) std::memcpy(out.data() + 37, &group, 4);
+  std::mt19937 rng(static_cast<unsigned>(version));
+  const std::vector<float> norms(static_cast<std::size_t>(2 * layers * dim + dim), 1.0f);
+  append_bytes(out, norms.data(), norms.size() * 4);
+  std::vector<std::int64_t> tensors = {vocab * dim, dim * dim, kvd * dim, kvd * dim, dim * dim,
+                                       hidden * dim, dim * hidden, hidden * dim};
+  if (!shared_classifier) tensors.push_back(vocab * dim);
+  for (std::int64_t n : tensors) {
+    const std::vector<float> w = random_floats(rng, static_cast<std::size_t>(n));
+    if (version == 1) {
+      append_bytes(out, w.data(), w.size() * 4);
+      continue;
+    }
+    std::vector<std::int8_t> codes(w.size());
+    std::vector<float> scales(w.size() / group, 0.01f);
+    for (std::size_t i = 0; i < w.size(); ++i) codes[i] = static_cast<std::int8_t>(std::lround(w[i] * 100.0f));
+    append_bytes(out, codes.data(), codes.size());
+    append_bytes(out, scales.data(), scales.size() * 4);
+  }
+  return out;
+}
+
+// A llama2.c tokenizer file (model/tokenizer.h) behind the fuzz target's two-byte
+// vocabulary size: <unk>, <s>, </s>, the 256 byte tokens when `bytes`, and a few
+// merges.
+std::vector<std::uint8_t> tiny_tokenizer(bool bytes) {
+  std::vector<std::string> pieces = {"<unk>", "<s>", "</s>"};
+  if (bytes)
+    for (int b = 0; b < 256; ++b) {
+      char name[8];
+      std::snprintf(name, sizeof name, "<0x%02X>", b);
+      pieces.push_back(name);
+    }
+  for (const char* p : {" ", "O", "n", "c", "e", " O", "On", " On", "ce", " Once", "\xc3\xa4"}) pieces.push_back(p);
+  const std::uint16_t vocab = static_cast<std::uint16_t>(pieces.size());
+  std::vector<std::uint8_t> out;
+  append_bytes(out, &vocab, 2);
+  std::int32_t max_len = 0;
+  for (const std::string& p : pieces) max_len = std::max<std::int32_t>(max_len, static_cast<std::int32_t>(p.size()));
+  append_bytes(out, &max_len, 4);
+  for (std::size_t i = 0; i < pieces.size(); ++i) {
+    const float score = i < 3 ? 0.0f : -static_cast<float>(pieces.size() - i);
+    const std::int32_t len = static_cast<std::int32_t>(pieces[i].size());
+    append_bytes(out, &score, 4);
+    append_bytes(out, &len, 4);
+    append_bytes(out, pieces[i].data(), pieces[i].size());
+  }
+  return out;
+}
+
 // Plans covering every spelling the printer has: formats, each retention policy,
 // every low-rank kind, odd names and doubles.
 std::vector<kvc::ir::Module> plans() {
@@ -183,6 +253,13 @@ int main(int argc, char** argv) {
   write(out / "llama2c/wcls.bin", tiny_llama2c(2, false));
   write(out / "model_load/shared.bin", tiny_llama2c(1, true));
   write(out / "model_load/wcls.bin", tiny_llama2c(1, false));
+  write(out / "llama2c/v1.bin", tiny_llama2c_versioned(1, true));
+  write(out / "llama2c/v2.bin", tiny_llama2c_versioned(2, true));
+  write(out / "llama2c/v2_wcls.bin", tiny_llama2c_versioned(2, false));
+  write(out / "model_load/v1_wcls.bin", tiny_llama2c_versioned(1, false));
+  write(out / "model_load/v2.bin", tiny_llama2c_versioned(2, true));
+  write(out / "tokenizer/bytes.bin", tiny_tokenizer(true));
+  write(out / "tokenizer/no_bytes.bin", tiny_tokenizer(false));
 
   kvc::ir::ModelShape shape{"fuzz-stats", 1, 2, 1, 8, 10000.0, kvc::ir::DType::F16};
   kvc::testing::SyntheticStatsOptions options;
