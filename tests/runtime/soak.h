@@ -12,7 +12,8 @@
 //     sequences, and what is used never exceeds it;
 //   * calls the plan must refuse (an append past the context, a create or fork
 //     beyond the batch) return their status and change nothing.
-// Leaks are LeakSanitizer's job: scripts/soak.sh runs this in the ASan build.
+// Leaks are LeakSanitizer's job: scripts/soak.sh runs this in the ASan build
+// with it on, and so does the soak test in sanitizer builds.
 #include <cstdint>
 #include <string>
 
