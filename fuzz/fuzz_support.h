@@ -22,7 +22,7 @@ std::string write_input(const std::uint8_t* data, std::size_t size, const std::s
 // resolves relative paths against its input's folder finds nothing else there.
 std::string scratch_dir();
 
-// Aborts with `what` and the message when a kvc::Error does not name `origin`.
+// A finding when an error's message does not contain `origin`.
 void check_error_names(const std::string& message, const std::string& origin);
 
 // Prints `what` and aborts (the input is a finding).
@@ -32,7 +32,8 @@ void check_error_names(const std::string& message, const std::string& origin);
 void classify(const std::exception& e, const std::string& origin);
 
 // Runs `read`. A kvc::Error naming `origin` returns false; success returns true;
-// every other exception is a finding.
+// every other exception is a finding. An empty `origin` accepts any kvc::Error
+// (for calls whose errors are about their arguments, not a file).
 template <typename Read>
 bool run_reader(const std::string& origin, Read&& read) {
   try {
