@@ -212,6 +212,26 @@ TEST_F(CorruptFiles, UnsupportedTensorTypeIsReportedAtLoadNotAtInfo) {
   EXPECT_TRUE(contains(e, path) && contains(e, "blk.0.attn_q.weight") && contains(e, "Q4_0")) << e;
 }
 
+// An F32 tensor of 2^62 + 8 elements: 4 bytes each wrap the byte size to 32 in
+// 64 bits, which fits the data section. Found by fuzz/gguf.cpp, where reading the
+// tensor then asked std::vector for 2^62 floats.
+TEST(CorruptGguf, TensorWhoseByteSizeWrapsIsPastTheEnd) {
+  std::vector<std::uint8_t> b = testing::tiny_llama_gguf().bytes();
+  const std::string name = "blk.0.attn_norm.weight";
+  const std::size_t ne0 = find_bytes(b, name) + name.size() + 4;  // after the name, n_dims (1)
+  std::uint64_t n = 0;
+  std::memcpy(&n, b.data() + ne0, 8);
+  ASSERT_EQ(n, 8u);
+  n = (std::uint64_t{1} << 62) + 8;
+  std::memcpy(b.data() + ne0, &n, 8);
+  const std::string path = testing::scratch_path("wrapped_size.gguf");
+  testing::write_file_bytes(path, b);
+  const std::string e = error_of([&] { frontend::GgufFile::open(path); });
+  EXPECT_TRUE(contains(e, path) && contains(e, name) && contains(e, "more than 2^64 bytes") &&
+              contains(e, "extends past the end"))
+      << e;
+}
+
 TEST(CorruptGguf, OtherArchitecturesAreReadForShapeButNotRun) {
   const std::string path = testing::scratch_path("qwen2.gguf");
   testing::tiny_llama_gguf("qwen2").write(path);
