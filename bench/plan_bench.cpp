@@ -1,6 +1,6 @@
 // How long each search pass takes to plan an 80-layer model: specs/llama-3.1-70b.yaml
 // (Llama-3.1-70B, 128K context, 8 GiB budget) with generated calibration statistics
-// of that shape (tests/test_support/synthetic_stats.h). Issue 6 asks for under 2 s.
+// of that shape (tests/stats/synthetic_stats.h). The design target is under 2 s per pass.
 // Three pricings: plan_llama70b/* the per-layer proxies, plan_llama70b_e2e/* the
 // end-to-end probes (single-layer retention probes included) that real calibrated
 // stats carry, and plan_llama70b_formats/* those probes with every format family
@@ -17,7 +17,7 @@
 #include "ir/layout.h"
 #include "passes/pass_manager.h"
 #include "support/diagnostics.h"
-#include "test_support/synthetic_stats.h"
+#include "stats/synthetic_stats.h"
 
 namespace {
 
@@ -33,14 +33,14 @@ const Workbench& workbench() {
   static const Workbench w = [] {
     Workbench out{kvc::frontend::load_spec(std::string(KVC_SOURCE_DIR) + "/specs/llama-3.1-70b.yaml"), nullptr, nullptr,
                   nullptr};
-    out.stats = std::make_shared<const kvc::calibration::CalibrationStats>(kvc::testing::synthetic_stats(out.spec.model));
-    kvc::testing::SyntheticStatsOptions e2e;
+    out.stats = std::make_shared<const kvc::calibration::CalibrationStats>(kvc::calibration::synthetic_stats(out.spec.model));
+    kvc::calibration::SyntheticStatsOptions e2e;
     e2e.end_to_end_probes = true;
     out.e2e_stats =
-        std::make_shared<const kvc::calibration::CalibrationStats>(kvc::testing::synthetic_stats(out.spec.model, e2e));
+        std::make_shared<const kvc::calibration::CalibrationStats>(kvc::calibration::synthetic_stats(out.spec.model, e2e));
     e2e.families = kFamilies;
     out.formats_stats =
-        std::make_shared<const kvc::calibration::CalibrationStats>(kvc::testing::synthetic_stats(out.spec.model, e2e));
+        std::make_shared<const kvc::calibration::CalibrationStats>(kvc::calibration::synthetic_stats(out.spec.model, e2e));
     return out;
   }();
   return w;

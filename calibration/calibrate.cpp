@@ -59,7 +59,7 @@ StatsMeta calibration_meta(const model::Model& model, const CalibrateOptions& o)
                 std::to_string(o.length) + " tokens exceed the model's context of " + std::to_string(model.config.context));
   StatsMeta m;
   m.model = model_shape(model);
-  m.source = o.token_file.empty() ? "sampled from the model at temperature 1, sequence i with seed + i" : o.token_file;
+  m.source = o.source.describe();
   m.sequences = o.sequences;
   m.length = o.length;
   m.decode = o.decode > 0 ? o.decode : std::min(64, o.length / 4);
@@ -108,7 +108,7 @@ CalibrationStats calibrate(const model::Model& model, const CalibrateOptions& o)
   const StatsMeta meta = calibration_meta(model, o);
   const auto start = std::chrono::steady_clock::now();
   std::vector<std::vector<int>> inputs;
-  if (!o.token_file.empty()) inputs = read_token_file(o.token_file, o.sequences, o.length, model.config.vocab);
+  inputs = read_source_sequences(model, o.source, o.sequences, o.length);
 
   std::vector<SequenceStatistics> results(o.sequences);
   for_each_sequence(

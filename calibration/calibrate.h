@@ -1,6 +1,6 @@
 #pragma once
 // `kvc calibrate`: runs the model over calibration sequences and measures what the
-// search passes need (calibration/stats.h), so they can run without the model.
+// search passes need (stats/stats.h), so they can run without the model.
 //
 // Each sequence goes through the model as ONE prefill (full fp32 cache); its
 // post-RoPE keys, values and queries per layer are all the statistics need. Of its
@@ -13,7 +13,8 @@
 #include <vector>
 
 #include "calibration/sequence_statistics.h"
-#include "calibration/stats.h"
+#include "stats/stats.h"
+#include "calibration/token_sequences.h"
 #include "model/model.h"
 
 namespace kvc::calibration {
@@ -26,7 +27,7 @@ struct CalibrateOptions {
   int length = 512;
   int decode = 0;              // decoded continuation; 0 = min(64, length / 4)
   std::uint64_t seed = 0;
-  std::string token_file;      // "" = sample from the model (token_sequences.h)
+  SequenceSource source;       // sampled unless it names a file (token_sequences.h)
   int threads = 0;             // 0 = std::thread::hardware_concurrency()
   std::ostream* progress = nullptr;  // one line per finished sequence when set
   // Format families whose key and value formats are measured (every key format with

@@ -140,7 +140,7 @@ std::vector<EvalReport> evaluate_plans(const model::Model& model, const std::vec
   const ir::Module baseline = ir::make_uncompressed_module(plans.front().model, plans.front().workload, 0);
 
   std::vector<std::vector<int>> inputs;
-  if (!o.token_file.empty()) inputs = read_token_file(o.token_file, o.sequences, o.length, model.config.vocab);
+  inputs = read_source_sequences(model, o.source, o.sequences, o.length);
   std::vector<std::vector<SequenceResult>> results(o.sequences);
   for_each_sequence(
       o.sequences, o.threads,

@@ -29,6 +29,7 @@
 #include "ir/kernel_spec.h"
 #include "ir/plan.h"
 #include "kvc.h"
+#include "calibration/token_sequences.h"
 #include "model/model.h"
 
 namespace kvc::calibration {
@@ -41,7 +42,7 @@ struct EvalOptions {
   int length = 256;
   int prompt = 0;              // 0 = length / 2
   std::uint64_t seed = 0;
-  std::string token_file;      // "" = sample from the model
+  SequenceSource source;       // sampled unless it names a file
   int threads = 0;             // 0 = hardware concurrency
   EvalCache cache = EvalCache::Reference;
   int cache_threads = 1;       // EvalCache::Runtime: the runtime's attention threads per cache
@@ -72,7 +73,7 @@ EvalReport evaluate_plan(const model::Model& model, const ir::Module& plan, cons
 // Several plans on the same sequences: the same reports as evaluate_plan gives each
 // (every computation is the same), with the fp32 and baseline runs shared, so N
 // plans cost N + 2 forward passes per sequence instead of 3N (`kvc sweep`, and the
-// end-to-end error probes of search/error_probes.h).
+// end-to-end error probes of calibration/error_probes.h).
 std::vector<EvalReport> evaluate_plans(const model::Model& model, const std::vector<ir::Module>& plans,
                                        const EvalOptions& options, const std::string& plan_origin = "<plan>");
 

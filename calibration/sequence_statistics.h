@@ -2,10 +2,10 @@
 // The statistics of ONE calibration sequence, computed from its per-layer post-RoPE
 // keys, values and queries (what the model's cache sees). calibrate.cpp measures
 // sequences in parallel and reduce_statistics combines them in sequence order, so
-// the result does not depend on the thread count. Definitions: calibration/stats.h.
+// the result does not depend on the thread count. Definitions: stats/stats.h.
 #include <vector>
 
-#include "calibration/stats.h"
+#include "stats/stats.h"
 
 namespace kvc::calibration {
 

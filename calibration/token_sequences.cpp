@@ -1,9 +1,11 @@
 #include "calibration/token_sequences.h"
 
+#include <algorithm>
 #include <charconv>
 #include <fstream>
 
 #include "model/sampler.h"
+#include "model/tokenizer.h"
 #include "support/diagnostics.h"
 
 namespace kvc::calibration {
@@ -52,6 +54,85 @@ std::vector<std::vector<int>> read_token_file(const std::string& path, int count
   if (static_cast<int>(out.size()) < count)
     throw Error({path, 0, 0}, "",
                 "has " + std::to_string(out.size()) + " sequences, need " + std::to_string(count) + " (--sequences)");
+  return out;
+}
+
+std::string SequenceSource::describe() const {
+  if (!token_file.empty()) return "tokens:" + token_file;
+  if (!text_file.empty()) return "text:" + text_file;
+  return "sampled from the model at temperature 1, sequence i with seed + i";
+}
+
+SequenceSource SequenceSource::from_description(const std::string& d) {
+  SequenceSource s;
+  if (d.rfind("tokens:", 0) == 0) s.token_file = d.substr(7);
+  if (d.rfind("text:", 0) == 0) s.text_file = d.substr(5);
+  return s;
+}
+
+std::vector<std::vector<int>> read_source_sequences(const model::Model& model, const SequenceSource& source, int count,
+                                                    int length) {
+  if (!source.token_file.empty() && !source.text_file.empty())
+    throw Error({}, "--text", "give a token file or a text file, not both");
+  if (!source.tokenizer_file.empty() && source.text_file.empty())
+    throw Error({}, "--tokenizer", "a tokenizer is only used with --text");
+  if (!source.token_file.empty()) return read_token_file(source.token_file, count, length, model.config.vocab);
+  if (source.text_file.empty()) return {};
+  const model::Tokenizer tokenizer = model::Tokenizer::for_model(model.path, model.config.vocab, source.tokenizer_file);
+  return read_text_file(source.text_file, tokenizer, count, length);
+}
+
+std::vector<int> tokenize_text_file(const std::string& path, const model::Tokenizer& tokenizer) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error({path, 0, 0}, "", "cannot open the text file");
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(f, line);) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    lines.push_back(std::move(line));
+  }
+  auto blank = [](const std::string& l) { return l.find_first_not_of(" \t") == std::string::npos; };
+  const bool paragraphs = std::any_of(lines.begin(), lines.end(), blank);
+  std::vector<int> stream;
+  std::string document;
+  int document_line = 0;
+  auto flush = [&] {
+    if (document.empty()) return;
+    try {
+      const std::vector<int> ids = tokenizer.encode(document, true);
+      stream.insert(stream.end(), ids.begin(), ids.end());
+    } catch (const Error& e) {
+      throw Error({path, document_line, 0}, "", e.message());
+    }
+    document.clear();
+  };
+  for (int i = 0; i < static_cast<int>(lines.size()); ++i) {
+    if (blank(lines[i])) {
+      flush();
+      continue;
+    }
+    if (document.empty()) document_line = i + 1;
+    else document += '\n';
+    document += lines[i];
+    if (!paragraphs) flush();
+  }
+  flush();
+  return stream;
+}
+
+std::vector<std::vector<int>> read_text_file(const std::string& path, const model::Tokenizer& tokenizer, int count,
+                                             int length) {
+  if (count <= 0 || length <= 0) throw Error({path, 0, 0}, "", "needs a positive sequence count and length");
+  const std::vector<int> stream = tokenize_text_file(path, tokenizer);
+  const std::int64_t need = static_cast<std::int64_t>(count) * length;
+  if (static_cast<std::int64_t>(stream.size()) < need)
+    throw Error({path, 0, 0}, "",
+                "holds " + std::to_string(stream.size()) + " tokens, enough for " +
+                    std::to_string(stream.size() / static_cast<std::size_t>(length)) + " sequences of " +
+                    std::to_string(length) + "; " + std::to_string(count) + " were asked for (--sequences, --length)");
+  std::vector<std::vector<int>> out;
+  for (int i = 0; i < count; ++i)
+    out.emplace_back(stream.begin() + static_cast<std::ptrdiff_t>(i) * length,
+                     stream.begin() + static_cast<std::ptrdiff_t>(i + 1) * length);
   return out;
 }
 

@@ -1,94 +1,56 @@
 #include "frontend/llama2c.h"
 
-#include <cstring>
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
+#include "frontend/binary_file.h"
 #include "support/diagnostics.h"
 
 namespace kvc::frontend {
 namespace {
 
-[[noreturn]] void fail_at(const std::string& path, std::int64_t offset, const std::string& message) {
-  throw Error(SourceLocation{path, 0, 0}, "offset " + std::to_string(offset), message);
-}
-
-// Multiplies/adds element counts; a header with absurd fields must give an
-// error, not a wrapped count that happens to match some file size.
-std::int64_t checked_mul(const std::string& path, std::int64_t a, std::int64_t b) {
-  std::int64_t r = 0;
-  if (__builtin_mul_overflow(a, b, &r)) fail_at(path, 0, "header fields imply a tensor size that overflows 64 bits");
-  return r;
-}
-std::int64_t checked_add(const std::string& path, std::int64_t a, std::int64_t b) {
-  std::int64_t r = 0;
-  if (__builtin_add_overflow(a, b, &r)) fail_at(path, 0, "header fields imply a file size that overflows 64 bits");
-  return r;
-}
-
-struct TensorSizes {
-  std::int64_t embedding, rms_att, wq, wk, wv, wo, rms_ffn, w1, w2, w3, rms_final, freq_cis, wcls;
-  std::int64_t total() const {
-    return embedding + rms_att + wq + wk + wv + wo + rms_ffn + w1 + w2 + w3 + rms_final + 2 * freq_cis + wcls;
-  }
-};
-
-// Element counts of every tensor in run.c order. Each count is checked, so the
-// sum cannot overflow either (each term is at most int64 max / 16 after the
-// final checked sum below).
-TensorSizes tensor_sizes(const std::string& path, const Llama2cHeader& h) {
-  const std::int64_t L = h.layers, dim = h.dim, hid = h.hidden, kvd = h.kv_dim();
-  TensorSizes s{};
-  s.embedding = checked_mul(path, h.vocab, dim);
-  s.rms_att = checked_mul(path, L, dim);
-  s.wq = checked_mul(path, L, checked_mul(path, dim, dim));
-  s.wk = checked_mul(path, L, checked_mul(path, kvd, dim));
-  s.wv = s.wk;
-  s.wo = s.wq;
-  s.rms_ffn = s.rms_att;
-  s.w1 = checked_mul(path, L, checked_mul(path, hid, dim));
-  s.w2 = s.w1;
-  s.w3 = s.w1;
-  s.rms_final = dim;
-  s.freq_cis = checked_mul(path, h.seq_len, h.head_dim() / 2);
-  s.wcls = h.shared_classifier ? 0 : s.embedding;
+std::int64_t legacy_file_bytes(const std::string& path, const Llama2cHeader& h) {
+  const Llama2cTensorSizes s = llama2c_tensor_sizes(path, h);
   std::int64_t sum = 0;
   for (std::int64_t n : {s.embedding, s.rms_att, s.wq, s.wk, s.wv, s.wo, s.rms_ffn, s.w1, s.w2, s.w3, s.rms_final,
                          s.freq_cis, s.freq_cis, s.wcls})
-    sum = checked_add(path, sum, n);
-  checked_mul(path, sum, 4);
-  return s;
+    sum = checked_add(path, 0, sum, n);
+  return checked_add(path, 0, kLlama2cHeaderBytes, checked_mul(path, 0, sum, 4));
 }
 
-std::int64_t file_size_of(const std::string& path) {
-  std::error_code ec;
-  const auto size = std::filesystem::file_size(path, ec);
-  if (ec) throw Error(SourceLocation{path, 0, 0}, "", "cannot read model file: " + ec.message());
-  return static_cast<std::int64_t>(size);
-}
-
-Llama2cHeader parse_header(const std::string& path, std::ifstream& in, std::int64_t file_size) {
+Llama2cHeader read_legacy_header(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(SourceLocation{path, 0, 0}, "", "cannot open model file");
+  const std::int64_t file_size = file_size_of(path);
   if (file_size < kLlama2cHeaderBytes)
-    fail_at(path, file_size,
-            "file ends inside the llama2.c header (expected 7 int32 = 28 bytes, the file has " +
-                std::to_string(file_size) + ")");
+    fail_at_offset(path, file_size,
+                   "file ends inside the llama2.c header (expected 7 int32 = 28 bytes, the file has " +
+                       std::to_string(file_size) + ")");
   std::int32_t f[7];
   in.read(reinterpret_cast<char*>(f), sizeof f);
-  if (!in) fail_at(path, 0, "cannot read the llama2.c header");
-  if (std::memcmp(f, "ak42", 4) == 0)
-    fail_at(path, 0, "llama2.c export version " + std::to_string(f[1]) +
-                         " (magic \"ak42\") is not supported; re-export in the legacy format (version 0)");
+  if (!in) fail_at_offset(path, 0, "cannot read the llama2.c header");
+  Llama2cHeader h = llama2c_shape_from_fields(path, f, 0);
+  const std::int64_t expected = legacy_file_bytes(path, h);
+  if (expected != file_size) fail_llama2c_size(path, h, expected, file_size);
+  return h;
+}
 
+}  // namespace
+
+Llama2cHeader llama2c_shape_from_fields(const std::string& path, const std::int32_t f[7], std::int64_t offset) {
   static const char* const kNames[7] = {"dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size",
                                         "seq_len"};
   for (int i = 0; i < 7; ++i) {
     if (i == 5) {
       if (f[i] == 0 || f[i] == INT32_MIN)
-        fail_at(path, 4 * i, std::string("header field ") + kNames[i] + " is " + std::to_string(f[i]) +
-                                 ", expected a nonzero vocabulary size (negative = separate classifier)");
+        fail_at_offset(path, offset + 4 * i,
+                       std::string("header field ") + kNames[i] + " is " + std::to_string(f[i]) +
+                           ", expected a nonzero vocabulary size (negative = separate classifier)");
     } else if (f[i] <= 0) {
-      fail_at(path, 4 * i,
-              std::string("header field ") + kNames[i] + " is " + std::to_string(f[i]) + ", expected a positive value");
+      fail_at_offset(path, offset + 4 * i,
+                     std::string("header field ") + kNames[i] + " is " + std::to_string(f[i]) +
+                         ", expected a positive value");
     }
   }
   Llama2cHeader h;
@@ -101,32 +63,54 @@ Llama2cHeader parse_header(const std::string& path, std::ifstream& in, std::int6
   h.vocab = f[5] > 0 ? f[5] : -f[5];
   h.seq_len = f[6];
   if (h.dim % h.heads != 0)
-    fail_at(path, 12, "n_heads " + std::to_string(h.heads) + " does not divide dim " + std::to_string(h.dim));
+    fail_at_offset(path, offset + 12,
+                   "n_heads " + std::to_string(h.heads) + " does not divide dim " + std::to_string(h.dim));
   if (h.head_dim() % 2 != 0)
-    fail_at(path, 12, "head size " + std::to_string(h.head_dim()) + " is odd; RoPE rotates pairs of channels");
+    fail_at_offset(path, offset + 12,
+                   "head size " + std::to_string(h.head_dim()) + " is odd; RoPE rotates pairs of channels");
   if (h.kv_heads > h.heads || h.heads % h.kv_heads != 0)
-    fail_at(path, 16, "n_kv_heads " + std::to_string(h.kv_heads) + " must divide n_heads " + std::to_string(h.heads));
+    fail_at_offset(path, offset + 16,
+                   "n_kv_heads " + std::to_string(h.kv_heads) + " must divide n_heads " + std::to_string(h.heads));
   return h;
 }
 
-}  // namespace
+Llama2cTensorSizes llama2c_tensor_sizes(const std::string& path, const Llama2cHeader& h) {
+  const std::int64_t L = h.layers, dim = h.dim, hid = h.hidden, kvd = h.kv_dim();
+  auto mul = [&](std::int64_t a, std::int64_t b) { return checked_mul(path, 0, a, b); };
+  Llama2cTensorSizes s{};
+  s.embedding = mul(h.vocab, dim);
+  s.rms_att = mul(L, dim);
+  s.wq = mul(L, mul(dim, dim));
+  s.wk = mul(L, mul(kvd, dim));
+  s.wv = s.wk;
+  s.wo = s.wq;
+  s.rms_ffn = s.rms_att;
+  s.w1 = mul(L, mul(hid, dim));
+  s.w2 = s.w1;
+  s.w3 = s.w1;
+  s.rms_final = dim;
+  s.freq_cis = h.version == 0 ? mul(h.seq_len, h.head_dim() / 2) : 0;  // only the legacy layout stores them
+  s.wcls = h.shared_classifier ? 0 : s.embedding;
+  return s;
+}
+
+void fail_llama2c_size(const std::string& path, const Llama2cHeader& h, std::int64_t expected,
+                       std::int64_t file_size) {
+  fail_at_offset(path, std::min(expected, file_size),
+                 "llama2.c " + std::string(h.version == 0 ? "" : "version " + std::to_string(h.version) + " ") +
+                     "header (dim " + std::to_string(h.dim) + ", hidden " + std::to_string(h.hidden) + ", layers " +
+                     std::to_string(h.layers) + ", heads " + std::to_string(h.heads) + ", kv heads " +
+                     std::to_string(h.kv_heads) + ", vocab " +
+                     std::to_string(h.shared_classifier ? h.vocab : -h.vocab) + ", seq_len " +
+                     std::to_string(h.seq_len) +
+                     (h.version == 2 ? ", group size " + std::to_string(h.group_size) : std::string()) +
+                     ") implies a file of " + std::to_string(expected) + " bytes, the file has " +
+                     std::to_string(file_size) +
+                     (expected > file_size ? " (truncated?)" : " (trailing data or corrupt header)"));
+}
 
 Llama2cHeader read_llama2c_header(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(SourceLocation{path, 0, 0}, "", "cannot open model file");
-  const std::int64_t file_size = file_size_of(path);
-  Llama2cHeader h = parse_header(path, in, file_size);
-  const std::int64_t expected = kLlama2cHeaderBytes + 4 * tensor_sizes(path, h).total();
-  if (expected != file_size) {
-    fail_at(path, std::min(expected, file_size),
-            "llama2.c header (dim " + std::to_string(h.dim) + ", hidden " + std::to_string(h.hidden) + ", layers " +
-                std::to_string(h.layers) + ", heads " + std::to_string(h.heads) + ", kv heads " +
-                std::to_string(h.kv_heads) + ", vocab " + std::to_string(h.shared_classifier ? h.vocab : -h.vocab) +
-                ", seq_len " + std::to_string(h.seq_len) + ") implies a file of " + std::to_string(expected) +
-                " bytes, the file has " + std::to_string(file_size) +
-                (expected > file_size ? " (truncated?)" : " (trailing data or corrupt header)"));
-  }
-  return h;
+  return has_llama2c_magic(path) ? read_llama2c_versioned_header(path) : read_legacy_header(path);
 }
 
 ModelFileInfo read_llama2c_info(const std::string& path) {
@@ -148,9 +132,10 @@ ModelFileInfo read_llama2c_info(const std::string& path) {
 }
 
 Llama2cCheckpoint read_llama2c_checkpoint(const std::string& path) {
+  if (has_llama2c_magic(path)) return read_llama2c_versioned_checkpoint(path);
   Llama2cCheckpoint ck;
-  ck.header = read_llama2c_header(path);  // validates the size against the header
-  const TensorSizes s = tensor_sizes(path, ck.header);
+  ck.header = read_legacy_header(path);  // validates the size against the header
+  const Llama2cTensorSizes s = llama2c_tensor_sizes(path, ck.header);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(SourceLocation{path, 0, 0}, "", "cannot open model file");
   in.seekg(kLlama2cHeaderBytes);
@@ -158,12 +143,8 @@ Llama2cCheckpoint read_llama2c_checkpoint(const std::string& path) {
   auto read_tensor = [&](std::vector<float>& out, std::int64_t count) {
     out.resize(static_cast<std::size_t>(count));
     in.read(reinterpret_cast<char*>(out.data()), count * 4);
-    if (!in) fail_at(path, offset, "cannot read " + std::to_string(count * 4) + " bytes of tensor data");
+    if (!in) fail_at_offset(path, offset, "cannot read " + std::to_string(count * 4) + " bytes of tensor data");
     offset += count * 4;
-  };
-  auto skip = [&](std::int64_t count) {
-    offset += count * 4;
-    in.seekg(offset);
   };
   read_tensor(ck.token_embedding, s.embedding);
   read_tensor(ck.rms_att, s.rms_att);
@@ -176,7 +157,8 @@ Llama2cCheckpoint read_llama2c_checkpoint(const std::string& path) {
   read_tensor(ck.w2, s.w2);
   read_tensor(ck.w3, s.w3);
   read_tensor(ck.rms_final, s.rms_final);
-  skip(2 * s.freq_cis);  // RoPE tables: recomputed by the forward pass
+  offset += 2 * s.freq_cis * 4;  // RoPE tables: recomputed by the forward pass
+  in.seekg(offset);
   if (!ck.header.shared_classifier) read_tensor(ck.wcls, s.wcls);
   return ck;
 }

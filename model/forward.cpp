@@ -3,28 +3,11 @@
 #include <cmath>
 
 #include "model/attention.h"
+#include "model/matvec.h"
 #include "support/diagnostics.h"
 
 namespace kvc::model {
 namespace {
-
-// out[r] = W[r] . x for a row-major W [rows][cols]. Four partial sums let the
-// compiler keep several FMAs in flight without -ffast-math.
-void matvec(float* out, const float* w, const float* x, int rows, int cols) {
-  for (int r = 0; r < rows; ++r) {
-    const float* wr = w + static_cast<std::ptrdiff_t>(r) * cols;
-    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    int c = 0;
-    for (; c + 4 <= cols; c += 4) {
-      s0 += wr[c] * x[c];
-      s1 += wr[c + 1] * x[c + 1];
-      s2 += wr[c + 2] * x[c + 2];
-      s3 += wr[c + 3] * x[c + 3];
-    }
-    for (; c < cols; ++c) s0 += wr[c] * x[c];
-    out[r] = (s0 + s1) + (s2 + s3);
-  }
-}
 
 void rmsnorm(float* out, const float* x, const float* weight, int n, float eps) {
   float ss = 0.0f;

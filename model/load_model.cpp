@@ -147,6 +147,7 @@ Model Model::load(const std::string& path) {
   const bool is_gguf = in.gcount() == 4 && std::memcmp(magic, "GGUF", 4) == 0;
   in.close();
   Model m = is_gguf ? load_gguf(path) : load_llama2c(path);
+  m.path = path;
   m.validate();
   return m;
 }

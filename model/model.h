@@ -61,6 +61,7 @@ class Model {
 
   ModelConfig config;
   std::string name;
+  std::string path;  // the file it was loaded from ("" when built in memory)
   std::vector<float> token_embedding;  // [vocab][dim]
   std::vector<LayerWeights> layers;
   std::vector<float> final_norm;       // [dim]

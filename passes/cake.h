@@ -1,6 +1,6 @@
 #pragma once
 // `cake`: per-layer token budgets in proportion to each layer's attention
-// preference (CAKE, algorithms.md §8), with CAKE's eviction indicator as the policy.
+// preference (CAKE, docs/algorithms.md §5), with CAKE's eviction indicator as the policy.
 //
 // Preference P_l = H_l^(1/tau1) * V_l^(1/tau2), H_l and V_l the layer's calibrated
 // attention entropy and temporal variance (cake_entropy_mean, cake_variance_mean,
@@ -35,7 +35,7 @@
 #include <vector>
 
 #include "ir/precision.h"
-#include "calibration/stats.h"
+#include "stats/stats.h"
 #include "passes/pass.h"
 
 namespace kvc::passes {

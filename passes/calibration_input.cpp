@@ -3,7 +3,7 @@
 #include <memory>
 #include <string>
 
-#include "calibration/stats_file.h"
+#include "stats/stats_file.h"
 #include "support/diagnostics.h"
 
 namespace kvc::passes {

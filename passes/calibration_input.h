@@ -5,7 +5,7 @@
 // model shape so a pass never plans from another model's measurements.
 #include <string_view>
 
-#include "calibration/stats.h"
+#include "stats/stats.h"
 #include "passes/pass.h"
 
 namespace kvc::passes {

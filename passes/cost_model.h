@@ -6,7 +6,7 @@
 // report predicted error through it, so their numbers are comparable.
 //
 // Per layer, each knob contributes a relative attention-output error measured by
-// `kvc calibrate` (calibration/stats.h), averaged over the layer's KV heads:
+// `kvc calibrate` (stats/stats.h), averaged over the layer's KV heads:
 //   quant      quant_output_error_mean[l][h][K bits][V bits]; 16 bits reads as 8
 //              (the smallest measured error, ~0) when the other side is quantized.
 //   retention  retention_output_error_mean[l][h][policy][ratio], linearly
@@ -35,7 +35,7 @@
 // also evict decode tokens and their errors compound through the layers, so the
 // proxy misranks knobs against each other (it under-predicts H2O/SnapKV eviction
 // several-fold on stories260K). When the stats carry the e2e_* tensors (measured by
-// search/error_probes.h: `kvc calibrate`, or `kvc sweep` on the calibration
+// calibration/error_probes.h: `kvc calibrate`, or `kvc sweep` on the calibration
 // sequences), every knob is instead priced in measured KL units:
 //   e2e_quant_kl      [Q][3]  rows (K bits, V bits, KL): every layer at that pair,
 //                             keeping every token
@@ -84,7 +84,7 @@
 #include <optional>
 #include <vector>
 
-#include "calibration/stats.h"
+#include "stats/stats.h"
 #include "frontend/spec.h"
 #include "ir/plan.h"
 #include "ir/precision.h"

@@ -18,7 +18,7 @@ namespace {
 
 // Layers whose sensitivity differs by more than this factor from their sorted
 // neighbour start a new cluster (KVTuner leaves the clustering rule open; a ratio
-// threshold on e_o is its faithful stand-in, algorithms.md §4.2).
+// threshold on e_o is its faithful stand-in, docs/algorithms.md §3.2).
 constexpr double kClusterJump = 1.5;
 
 std::string fmt(double v) {

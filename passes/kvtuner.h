@@ -1,6 +1,6 @@
 #pragma once
 // `kvtuner`: per-layer K/V precision pairs under the byte budget (KVTuner,
-// algorithms.md §4), with the error of each pair from the calibration stats.
+// docs/algorithms.md §3), with the error of each pair from the calibration stats.
 //
 //   1. candidates: search.precision.candidates, or K8V8, K8V4, K4V8, K4V4, K4V2,
 //      K2V4, K2V2;

@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "calibration/stats.h"
+#include "stats/stats.h"
 #include "frontend/spec.h"
 #include "ir/layout.h"
 #include "ir/plan.h"

@@ -1,10 +1,10 @@
 #pragma once
 // `prefixkv`: per-layer token budgets from one global retention level (PrefixKV,
-// algorithms.md §7).
+// docs/algorithms.md §4).
 //
 // Each layer l has a prefix importance curve F_l(x): the share of its prefill
 // attention mass held by its top x-fraction of prompt tokens (prefix_curve_mean,
-// calibration/stats.h). For a level p, layer l keeps k_l(p) = the smallest number
+// stats/stats.h). For a level p, layer l keeps k_l(p) = the smallest number
 // of tokens with F_l(k / context) >= p: every layer keeps the same share of its own
 // attention mass, so layers with concentrated attention give up more tokens. A
 // binary search finds the highest p whose plan fits module.budget_bytes.
@@ -29,7 +29,7 @@
 #include <vector>
 
 #include "ir/precision.h"
-#include "calibration/stats.h"
+#include "stats/stats.h"
 #include "passes/pass.h"
 
 namespace kvc::passes {

@@ -1,6 +1,6 @@
 #pragma once
 // `xkv`: keys stored low rank in bases shared by groups of adjacent layers (xKV,
-// algorithms.md §9), with the rank of each group from the calibrated spectra.
+// docs/algorithms.md §6), with the rank of each group from the calibrated spectra.
 //
 // Groups: consecutive runs of `s` layers (the last one may be shorter), s from the
 // argument group=N, else search.lowrank.group_layers when > 1, else xKV's default 4
@@ -31,7 +31,7 @@
 #include <vector>
 
 #include "ir/precision.h"
-#include "calibration/stats.h"
+#include "stats/stats.h"
 #include "passes/pass.h"
 
 namespace kvc::passes {

@@ -50,7 +50,7 @@ kvc_status null_runtime() { return report(KVC_ERROR_INVALID_ARGUMENT, "runtime i
 
 int threads_of(const kvc_runtime_options* options) { return options && options->threads > 1 ? options->threads : 1; }
 
-// sizeof(kvc_runtime_config) before int8_dot was appended: the smallest size accepted.
+// sizeof(kvc_runtime_config) up to, not including, int8_dot: the smallest size accepted.
 constexpr std::uint32_t kFirstConfigSize = offsetof(kvc_runtime_config, int8_dot);
 
 // The Store options a config asks for; NULL = the defaults.

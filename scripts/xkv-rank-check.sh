@@ -3,7 +3,7 @@
 # precision pair that keeps every token, at full key rank and at per-KV-head ranks 7..2
 # (bases shared by layers 0-3 and by layer 4, from the prefill, as xkv plans them),
 # on the sweep's evaluation sequences (2 x 512 tokens, seeds 1000-1001). Prints the
-# plans that fit the budget, lowest KL first: the README's evidence that no low-rank
+# plans that fit the budget, lowest KL first: the evidence (docs/benchmarks.md) that no low-rank
 # plan of this model beats uniform K4V4 (kivi) at 50%.
 #   scripts/xkv-rank-check.sh [BUILD_DIR]
 set -euo pipefail

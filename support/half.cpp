@@ -31,7 +31,9 @@ std::uint16_t float_to_half(float f) {
   return static_cast<std::uint16_t>(sign | h);
 }
 
-float half_to_float(std::uint16_t h) {
+namespace {
+
+float convert_half(std::uint16_t h) {
   const std::uint32_t sign = (static_cast<std::uint32_t>(h) & 0x8000u) << 16;
   const std::uint32_t exp = (h >> 10) & 0x1fu;
   std::uint32_t mant = h & 0x3ffu;
@@ -57,4 +59,18 @@ float half_to_float(std::uint16_t h) {
   return f;
 }
 
+}  // namespace
+
+namespace detail {
+
+const float* half_to_float_table() {
+  static const float* const table = [] {
+    static float t[1 << 16];
+    for (std::uint32_t h = 0; h < (1u << 16); ++h) t[h] = convert_half(static_cast<std::uint16_t>(h));
+    return t;
+  }();
+  return table;
+}
+
+}  // namespace detail
 }  // namespace kvc

@@ -7,7 +7,17 @@
 namespace kvc {
 
 std::uint16_t float_to_half(float f);
-float half_to_float(std::uint16_t h);
+
+namespace detail {
+// Every fp16 value's float, computed once: the reference kernels read stored fp16
+// elements one at a time, so the conversion is a table lookup.
+const float* half_to_float_table();
+}  // namespace detail
+
+inline float half_to_float(std::uint16_t h) {
+  static const float* const table = detail::half_to_float_table();
+  return table[h];
+}
 
 // Rounds f through fp16 and back: the value a stored fp16 element will read as.
 inline float round_to_half(float f) { return half_to_float(float_to_half(f)); }

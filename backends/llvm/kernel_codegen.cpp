@@ -587,7 +587,7 @@ class KernelGen {
     const int tw = largest_pow2_lanes(w_, bt_);
     const int nv = largest_pow2_lanes(std::max(1, 16 / g_), bt_ / tw);
     // P interleaved sets of accumulators, one per channel residue mod P, summed at
-    // the end: g * nv chains alone (4 for g = 4 at 8 bits, as it was) left the
+    // the end: g * nv chains alone (4 for g = 4 at 8 bits) would leave the
     // FMAs waiting on their own latency; 2 FMA pipes x 4 cycles want >= 8 chains.
     int sets = 1;
     while (sets < 4 && kd_ % (sets * 2) == 0 && g_ * nv * sets * 2 <= 16) sets *= 2;

@@ -115,8 +115,8 @@ typedef struct kvc_runtime_config {
   int32_t threads;     /* as kvc_runtime_options.threads */
   kvc_backend backend; /* which kernels run (see "Kernels" above) */
   kvc_isa isa;         /* LLVM_JIT only */
-  /* LLVM_JIT only; added after the first version (hosts built before it pass a smaller
-   * `size` and get 0). Nonzero: every layer whose keys are per-channel 8/4/2-bit codes at
+  /* LLVM_JIT only; the last field (hosts compiled with a `size` that ends before it
+   * get 0). Nonzero: every layer whose keys are per-channel 8/4/2-bit codes at
    * full rank (head_dim a multiple of 4, token block a multiple of 16), or whose values are
    * per-token 8/4/2-bit codes (token block a multiple of 16), runs the int8-dot attention
    * kernel: per block the scaled query is quantized to int8 and dotted with the raw key

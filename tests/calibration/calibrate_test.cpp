@@ -5,7 +5,7 @@
 #include <fstream>
 
 #include "calibration/calibrate.h"
-#include "calibration/stats_file.h"
+#include "stats/stats_file.h"
 #include "support/diagnostics.h"
 #include "test_support/test_data.h"
 
@@ -63,9 +63,9 @@ TEST(Calibrate, TokenFileIsReadAndBadOnesAreErrors) {
   CalibrateOptions o;
   o.sequences = 2;
   o.length = 32;
-  o.token_file = tokens;
+  o.source.token_file = tokens;
   const CalibrationStats s = calibrate(m, o);
-  EXPECT_EQ(s.meta.source, tokens);
+  EXPECT_EQ(s.meta.source, "tokens:" + tokens);
   o.sequences = 3;
   EXPECT_THROW(calibrate(m, o), Error);  // only two sequences
   o.sequences = 2;

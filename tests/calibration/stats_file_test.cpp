@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "calibration/stats_file.h"
+#include "stats/stats_file.h"
 #include "calibration/synthetic_activations.h"
 #include "support/diagnostics.h"
 #include "test_support/test_data.h"

@@ -29,8 +29,8 @@ std::string q(const fs::path& p) { return shell_quote(p.string()); }
 class AotExample : public ::testing::Test {
  protected:
   // A directory and runtime install of the test's own: ctest runs each test in its
-  // own process, in parallel, and a directory shared by the suite was removed by
-  // one test's setup while the other was building in it.
+  // own process, in parallel, and a directory shared by the suite could be removed
+  // by one test's setup while another is building in it.
   void SetUp() override {
     work_ = fs::path(binary_dir()) / "aot_example_test" / ::testing::UnitTest::GetInstance()->current_test_info()->name();
     fs::remove_all(work_);

@@ -106,7 +106,7 @@ Layout random_layout(std::mt19937& rng) {
   }
 }
 
-// The formats of the issue at the shapes the runtime sees, so every bit width
+// The K8V8..K2V2 formats at the shapes the runtime sees, so every bit width
 // and both axes are covered whatever the random draw.
 std::vector<Layout> fixed_layouts() {
   std::vector<Layout> out;

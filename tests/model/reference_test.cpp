@@ -1,4 +1,6 @@
-// The forward pass against stories260K.reference.json, by decode and by prefill.
+// The forward pass against the reference vectors of both test models, by decode
+// and by prefill: stories260K (llama2.c legacy fp32, head_dim 8) and stories3M
+// (llama2.c version-2 int8 export, head_dim 32, GQA 3).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -13,14 +15,19 @@
 namespace kvc::model {
 namespace {
 
-constexpr float kTolerance = 1e-4f;
+struct ReferenceModel {
+  const char* name;
+  const char* bin;
+  const char* json;
+  float tolerance;  // the largest logit error the reference vectors' README allows
+};
 
-class ReferenceTest : public ::testing::Test {
+class ReferenceTest : public ::testing::TestWithParam<ReferenceModel> {
  protected:
   void SetUp() override {
     std::string bin, json;
-    KVC_REQUIRE_MODEL_FILE(bin, "stories260K.bin");
-    KVC_REQUIRE_MODEL_FILE(json, "stories260K.reference.json");
+    KVC_REQUIRE_MODEL_FILE(bin, GetParam().bin);
+    KVC_REQUIRE_MODEL_FILE(json, GetParam().json);
     model_ = Model::load(bin);
     ref_ = testing::load_reference_vectors(json);
     ASSERT_EQ(ref_.tokens.size(), 65u);
@@ -32,14 +39,14 @@ class ReferenceTest : public ::testing::Test {
     ASSERT_EQ(want.size(), static_cast<std::size_t>(model_.config.vocab));
     float worst = 0.0f;
     for (std::size_t i = 0; i < want.size(); ++i) worst = std::max(worst, std::fabs(logits[i] - want[i]));
-    EXPECT_LE(worst, kTolerance) << "largest logit error at position " << pos;
+    EXPECT_LE(worst, GetParam().tolerance) << "largest logit error at position " << pos;
   }
 
   Model model_;
   testing::ReferenceVectors ref_;
 };
 
-TEST_F(ReferenceTest, DecodeReproducesGreedyIdsAndLogits) {
+TEST_P(ReferenceTest, DecodeReproducesGreedyIdsAndLogits) {
   FullKVCache cache(ForwardPass::cache_shape(model_.config));
   ForwardPass fp(model_, cache);
   fp.begin_sequence();
@@ -53,7 +60,7 @@ TEST_F(ReferenceTest, DecodeReproducesGreedyIdsAndLogits) {
   EXPECT_EQ(cache.tokens(0), 64);
 }
 
-TEST_F(ReferenceTest, PrefillReproducesLogitsAtEveryListedPosition) {
+TEST_P(ReferenceTest, PrefillReproducesLogitsAtEveryListedPosition) {
   FullKVCache cache(ForwardPass::cache_shape(model_.config));
   ForwardPass fp(model_, cache);
   const std::vector<int> prompt(ref_.tokens.begin(), ref_.tokens.begin() + 64);
@@ -68,7 +75,7 @@ TEST_F(ReferenceTest, PrefillReproducesLogitsAtEveryListedPosition) {
   for (int l = 0; l < model_.config.layers; ++l) EXPECT_EQ(cache.tokens(l), 64);
 }
 
-TEST_F(ReferenceTest, DecodeAfterPrefillContinuesTheSameSequence) {
+TEST_P(ReferenceTest, DecodeAfterPrefillContinuesTheSameSequence) {
   FullKVCache cache(ForwardPass::cache_shape(model_.config));
   ForwardPass fp(model_, cache);
   const std::vector<int> prompt(ref_.tokens.begin(), ref_.tokens.begin() + 16);
@@ -81,28 +88,33 @@ TEST_F(ReferenceTest, DecodeAfterPrefillContinuesTheSameSequence) {
   }
 }
 
-TEST_F(ReferenceTest, GenerateSequenceGreedyIsTheReferenceRun) {
+TEST_P(ReferenceTest, GenerateSequenceGreedyIsTheReferenceRun) {
   const std::vector<int> ids = generate_sequence(model_, 123, 65, 0.0f);
   EXPECT_EQ(ids, ref_.tokens);
 }
 
-TEST_F(ReferenceTest, FullContextDecodeRunsTheWholeContext) {
-  // 512 tokens (the whole context) through the decode path; speed is measured by
+TEST_P(ReferenceTest, FullContextDecodeRunsTheWholeContext) {
+  // 512 tokens (the whole context of both models) through the decode path; speed is measured by
   // benchmarks, not asserted here.
   const std::vector<int> ids = generate_sequence(model_, 7, 512, 1.0f);
   ASSERT_EQ(ids.size(), 512u);
   EXPECT_EQ(ids.front(), 1);
-  for (int id : ids) EXPECT_TRUE(id >= 0 && id < 512);
+  for (int id : ids) EXPECT_TRUE(id >= 0 && id < model_.config.vocab);
 }
 
-TEST_F(ReferenceTest, RejectsTokensAndPositionsOutsideTheModel) {
+TEST_P(ReferenceTest, RejectsTokensAndPositionsOutsideTheModel) {
   FullKVCache cache(ForwardPass::cache_shape(model_.config));
   ForwardPass fp(model_, cache);
-  EXPECT_THROW(fp.forward(512, 0), Error);
+  EXPECT_THROW(fp.forward(model_.config.vocab, 0), Error);
   EXPECT_THROW(fp.forward(-1, 0), Error);
-  EXPECT_THROW(fp.forward(1, 512), Error);
+  EXPECT_THROW(fp.forward(1, static_cast<int>(model_.config.context)), Error);
   EXPECT_THROW(fp.prefill({}), Error);
 }
+
+INSTANTIATE_TEST_SUITE_P(Models, ReferenceTest,
+                         ::testing::Values(ReferenceModel{"stories260K", "stories260K.bin", "stories260K.reference.json", 1e-4f},
+                                           ReferenceModel{"stories3M", "stories3M-q80.bin", "stories3M.reference.json", 1e-3f}),
+                         [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace
 }  // namespace kvc::model

@@ -1,7 +1,7 @@
 // kvtuner and joint choosing per layer among every format family
 // (search.precision.formats): never worse than KIVI's formats alone, the cost
 // tables' pair pruning leaves the optimum unchanged, and rotated/codebook formats are
-// chosen where the stats price them lower. Synthetic stats (tests/test_support).
+// chosen where the stats price them lower. Synthetic stats (stats/synthetic_stats.h).
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -15,7 +15,7 @@
 #include "passes/cost_model.h"
 #include "passes/joint.h"
 #include "passes/pass_manager.h"
-#include "test_support/synthetic_stats.h"
+#include "stats/synthetic_stats.h"
 #include "test_support/test_data.h"
 
 namespace kvc::passes {
@@ -24,10 +24,10 @@ namespace {
 const std::vector<std::string> kFamilies = {"kivi", "t", "tr", "cr"};
 
 std::shared_ptr<const calibration::CalibrationStats> stats_for(const ir::ModelShape& model, bool end_to_end) {
-  kvc::testing::SyntheticStatsOptions o;
+  kvc::calibration::SyntheticStatsOptions o;
   o.end_to_end_probes = end_to_end;
   o.families = kFamilies;
-  return std::make_shared<const calibration::CalibrationStats>(kvc::testing::synthetic_stats(model, o));
+  return std::make_shared<const calibration::CalibrationStats>(kvc::calibration::synthetic_stats(model, o));
 }
 
 ir::Module plan(const std::string& pass, frontend::Spec spec, double ratio, bool all_formats,

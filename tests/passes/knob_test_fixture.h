@@ -7,7 +7,7 @@
 #include "ir/layout.h"
 #include "ir/plan.h"
 #include "passes/pass.h"
-#include "test_support/synthetic_stats.h"
+#include "stats/synthetic_stats.h"
 
 namespace kvc::passes::testing {
 
@@ -27,7 +27,7 @@ inline PassContext stories_context(std::uint64_t seed = 7) {
   ctx.search.retention.sink = 4;
   ctx.search.retention.window = 64;
   ctx.stats = std::make_shared<const calibration::CalibrationStats>(
-      kvc::testing::synthetic_stats(stories_shape(), {seed, 2, 256, 64, 4}));
+      kvc::calibration::synthetic_stats(stories_shape(), {seed, 2, 256, 64, 4}));
   return ctx;
 }
 

@@ -5,13 +5,13 @@
 
 #include <memory>
 
-#include "calibration/stats.h"
+#include "stats/stats.h"
 #include "frontend/spec.h"
 #include "ir/layout.h"
 #include "ir/verifier.h"
 #include "passes/cost_model.h"
 #include "passes/pass_manager.h"
-#include "test_support/synthetic_stats.h"
+#include "stats/synthetic_stats.h"
 #include "test_support/test_data.h"
 
 namespace kvc::passes {
@@ -19,19 +19,19 @@ namespace {
 
 TEST(Plan80Layers, GeneratedStatsAreValid) {
   const frontend::Spec spec = frontend::load_spec(kvc::testing::source_dir() + "/specs/llama-3.1-70b.yaml");
-  const auto stats = kvc::testing::synthetic_stats(spec.model);
+  const auto stats = kvc::calibration::synthetic_stats(spec.model);
   EXPECT_NO_THROW(calibration::validate_stats(stats, "synthetic"));
   EXPECT_EQ(stats.meta.model.layers, 80);
-  EXPECT_EQ(kvc::testing::synthetic_stats(spec.model), stats) << "the generator is seeded";
+  EXPECT_EQ(kvc::calibration::synthetic_stats(spec.model), stats) << "the generator is seeded";
 }
 
 TEST(Plan80Layers, EverySearchPassFitsTheBudget) {
   const frontend::Spec spec = frontend::load_spec(kvc::testing::source_dir() + "/specs/llama-3.1-70b.yaml");
   // Both pricings: the per-layer proxies, and the end-to-end probes real calibrations carry.
   for (bool end_to_end : {false, true}) {
-  kvc::testing::SyntheticStatsOptions options;
+  kvc::calibration::SyntheticStatsOptions options;
   options.end_to_end_probes = end_to_end;
-  auto stats = std::make_shared<const calibration::CalibrationStats>(kvc::testing::synthetic_stats(spec.model, options));
+  auto stats = std::make_shared<const calibration::CalibrationStats>(kvc::calibration::synthetic_stats(spec.model, options));
   ASSERT_EQ(has_end_to_end_calibration(*stats), end_to_end);
   int ran = 0;
   for (const char* name : {"prefixkv", "cake", "xkv", "kvtuner", "joint"}) {

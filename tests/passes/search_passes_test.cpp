@@ -1,6 +1,6 @@
 // kvtuner and joint: they fit the budget, are deterministic, and joint's predicted
 // error is never worse than a single-knob pass's (its candidate space contains
-// theirs). Offline: synthetic stats of the model's shape (tests/test_support/synthetic_stats.h).
+// theirs). Offline: synthetic stats of the model's shape (tests/stats/synthetic_stats.h).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -11,7 +11,7 @@
 #include "ir/verifier.h"
 #include "passes/cost_model.h"
 #include "passes/pass_manager.h"
-#include "test_support/synthetic_stats.h"
+#include "stats/synthetic_stats.h"
 #include "test_support/test_data.h"
 
 namespace kvc::passes {
@@ -45,7 +45,7 @@ bool registered(const std::string& name) {
 
 TEST(CostModel, UncompressedPlanPredictsZeroAndErrorsFallWithBits) {
   const auto spec = stories_spec();
-  const auto stats = kvc::testing::synthetic_stats(spec.model);
+  const auto stats = kvc::calibration::synthetic_stats(spec.model);
   ir::Module m = spec.to_module();
   EXPECT_EQ(predict_plan_error(m, stats).total, 0.0);
   EXPECT_GT(predicted_quant_error(stats, 0, ir::kivi_pair(2, 2)), predicted_quant_error(stats, 0, ir::kivi_pair(4, 4)));
@@ -84,7 +84,7 @@ calibration::CalibrationStats with_end_to_end_probes(calibration::CalibrationSta
 
 TEST(CostModel, SingleLayerRetentionProbesSplitAUniformEvictionsDamageAcrossLayers) {
   const auto spec = stories_spec();
-  const auto base = kvc::testing::synthetic_stats(spec.model);
+  const auto base = kvc::calibration::synthetic_stats(spec.model);
   const auto equal = with_end_to_end_probes(base, false), split = with_end_to_end_probes(base, true);
   ASSERT_TRUE(has_end_to_end_calibration(split));
   const ir::Module m = spec.to_module();
@@ -110,7 +110,7 @@ TEST(CostModel, SingleLayerRetentionProbesSplitAUniformEvictionsDamageAcrossLaye
 
 TEST(CostModel, CostTableBytesAreTheLayoutBytesOfThePlanEachChoiceMakes) {
   const auto spec = stories_spec();
-  const auto stats = kvc::testing::synthetic_stats(spec.model);
+  const auto stats = kvc::calibration::synthetic_stats(spec.model);
   const ir::Module m = spec.to_module();
   CandidateSpace space;
   space.pairs = {ir::kivi_pair(4, 2), ir::kivi_pair(8, 8)};
@@ -133,7 +133,7 @@ class SearchPassesAtBudget : public ::testing::TestWithParam<double> {};
 TEST_P(SearchPassesAtBudget, FitDeterministicAndJointIsNeverWorse) {
   const double ratio = GetParam();
   const auto spec = stories_spec();
-  auto stats = std::make_shared<const calibration::CalibrationStats>(kvc::testing::synthetic_stats(spec.model));
+  auto stats = std::make_shared<const calibration::CalibrationStats>(kvc::calibration::synthetic_stats(spec.model));
   const Planned joint = plan_with("joint,estimate,legalize", spec, ratio, stats);
   EXPECT_LE(ir::total_bytes(joint.module), joint.module.budget_bytes);
   EXPECT_TRUE(ir::verify_module(joint.module).empty());
@@ -163,7 +163,7 @@ INSTANTIATE_TEST_SUITE_P(Budgets, SearchPassesAtBudget, ::testing::Values(0.5, 0
 // Speed is bench/plan_bench.cpp's to show; this checks the 80-layer plan fits.
 TEST(JointPass, PlansAnEightyLayerModelWithinBudget) {
   const auto spec = frontend::load_spec(testing::source_dir() + "/specs/llama-3.1-70b.yaml");
-  auto stats = std::make_shared<const calibration::CalibrationStats>(kvc::testing::synthetic_stats(spec.model));
+  auto stats = std::make_shared<const calibration::CalibrationStats>(kvc::calibration::synthetic_stats(spec.model));
   ASSERT_EQ(spec.model.layers, 80);
   const Planned joint = plan_with("joint,estimate,legalize", spec, 0.25, stats);
   EXPECT_LE(ir::total_bytes(joint.module), joint.module.budget_bytes);

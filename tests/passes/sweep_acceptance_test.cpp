@@ -1,4 +1,4 @@
-// Issue #6's acceptance on the README's sweep (scripts/sweep-table.sh, reduced to
+// The README's stories260K sweep (scripts/sweep-table.sh, reduced to
 // what runs in about a minute and a half on two cores): stories260K calibrated on 4 x 512
 // tokens (seeds 0-3, with the end-to-end probes), every method planned at 50%, 25%,
 // 15% and 10% of the fp16 cache and measured on 2 other sequences x 512 tokens.
@@ -7,10 +7,10 @@
 // `kvtuner` beats uniform KIVI quantization and `cake` uniform SnapKV; predicted
 // error ranks the plans like measured KL (Spearman >= 0.8).
 // Reported, not asserted: prefixkv vs uniform H2O and xkv vs KIVI. On this model
-// they do not win at every budget, for measured reasons the README gives
+// they do not win at every budget, for measured reasons docs/benchmarks.md gives
 // (PrefixKV's attention-mass curves give layer 0 the fewest tokens while layer 0 is
 // the most sensitive to eviction; no per-head key rank of an 8-wide head beats KIVI
-// at 50% and 10%). Issue #6 stays open on them.
+// at 50% and 10%).
 #include <gtest/gtest.h>
 
 #include <iostream>
@@ -19,10 +19,10 @@
 #include "calibration/calibrate.h"
 #include "frontend/spec.h"
 #include "model/model.h"
-#include "search/sweep.h"
+#include "sweep/sweep.h"
 #include "test_support/test_data.h"
 
-namespace kvc::search {
+namespace kvc::sweep {
 namespace {
 
 TEST(SweepAcceptance, JointIsLowestKvtunerAndCakeBeatTheirBaselinesAndPredictionRanksMeasuredKL) {
@@ -61,4 +61,4 @@ TEST(SweepAcceptance, JointIsLowestKvtunerAndCakeBeatTheirBaselinesAndPrediction
 }
 
 }  // namespace
-}  // namespace kvc::search
+}  // namespace kvc::sweep

@@ -60,7 +60,8 @@ void add_plan_formats(const ir::Module& plan, std::vector<bench::BenchFormat>& f
 double figure(double x) { return std::isfinite(x) ? x : 0.0; }
 
 nlohmann::ordered_json report_json(const bench::DecodeBenchReport& r, const std::vector<int>& threads) {
-  // The figure a decode step with the 2 threads is held against; the best one measured otherwise.
+  // The bandwidth a 2-thread decode step is held against (the speed targets are for
+  // 2 threads); the best one measured otherwise.
   double bandwidth = 0;
   for (std::size_t i = 0; i < r.bandwidth_gbps.size() && i < threads.size(); ++i)
     if (threads[i] == 2) bandwidth = r.bandwidth_gbps[i];

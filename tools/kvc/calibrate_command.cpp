@@ -4,12 +4,13 @@
 #include <iostream>
 
 #include "calibration/calibrate.h"
-#include "calibration/stats_file.h"
+#include "stats/stats_file.h"
 #include "ir/precision.h"
 #include "frontend/spec.h"
-#include "search/error_probes.h"
+#include "calibration/error_probes.h"
 #include "support/diagnostics.h"
 #include "calibration_commands.h"
+#include "sequence_source_options.h"
 #include "model/model.h"
 
 namespace kvc::cli {
@@ -20,7 +21,7 @@ struct CalibrateCommandOptions {
   std::string output;
   calibration::CalibrateOptions run;
   std::string spec;         // search options (group, residual, sink, window, pool) of the probe plans
-  bool probes = true;       // measure the end-to-end error probes (search/error_probes.h)
+  bool probes = true;       // measure the end-to-end error probes (calibration/error_probes.h)
   // Each probe is a whole evaluation, so the probes see the first 4 sequences unless
   // told otherwise: at 16 x 512 all of them would take several minutes.
   int probe_sequences = 4;
@@ -42,13 +43,12 @@ int calibrate(CalibrateCommandOptions& o) {
     }
   calibration::CalibrationStats stats = calibration::calibrate(m, o.run);
   if (o.probes) {
-    if (!o.run.token_file.empty())
-      throw Error({}, "--tokens", "the end-to-end error probes sample their sequences; add --no-probes");
-    search::ErrorProbeOptions probes;
+    calibration::ErrorProbeOptions probes;
     probes.sequences = std::min(o.probe_sequences, stats.meta.sequences);
     probes.threads = o.run.threads;
+    probes.source = o.run.source;
     probes.progress = &std::cerr;
-    search::measure_error_probes(m, search, stats, probes);
+    calibration::measure_error_probes(m, search, stats, probes);
   }
   calibration::write_stats_file(o.output, stats);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -66,12 +66,11 @@ CommandRunner add_calibrate_command(CLI::App& app) {
       "Run a model over calibration sequences and record per-layer, per-KV-head statistics (quantization and "
       "retention errors, attention entropy, prefix importance, key spectra) for the search passes");
   cmd->add_option("--model", o->model, "llama2.c checkpoint or GGUF file")->required();
-  cmd->add_option("-o,--output", o->output, "The stats file to write (format: calibration/stats_file.h)")->required();
+  cmd->add_option("-o,--output", o->output, "The stats file to write (format: stats/stats_file.h)")->required();
   cmd->add_option("--sequences", o->run.sequences, "Calibration sequences")->capture_default_str();
   cmd->add_option("--length", o->run.length, "Tokens per sequence")->capture_default_str();
   cmd->add_option("--seed", o->run.seed, "Sequence i is sampled (temperature 1) with seed + i")->capture_default_str();
-  cmd->add_option("--tokens", o->run.token_file,
-                  "Read sequences from this file instead of sampling: one sequence of token ids per line");
+  add_sequence_source_options(cmd, o->run.source, "", "calibration sequences");
   cmd->add_option("--decode", o->run.decode,
                   "Tokens at the end of each sequence treated as decoded (default min(64, length/4))");
   cmd->add_option("--threads", o->run.threads, "Worker threads (default: all cores)");

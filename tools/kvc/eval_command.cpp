@@ -6,11 +6,10 @@
 
 #include "calibration/evaluate.h"
 #include "calibration_commands.h"
-#include "frontend/spec.h"
+#include "sequence_source_options.h"
 #include "ir/kernel_spec.h"
-#include "ir/parser.h"
 #include "model/model.h"
-#include "passes/pass_manager.h"
+#include "plan_source.h"
 #include "support/diagnostics.h"
 
 namespace kvc::cli {
@@ -27,22 +26,10 @@ struct EvalCommandOptions {
   calibration::EvalOptions run;
 };
 
-ir::Module module_from_spec(const std::string& path) {
-  const frontend::Spec spec = frontend::load_spec(path);
-  ir::Module module = spec.to_module();
-  passes::PassContext ctx;
-  ctx.search = spec.search;
-  ctx.calibration_stats = spec.calibration_stats;
-  const std::string pipeline = !spec.search.pipeline.empty() ? spec.search.pipeline : passes::default_pipeline(ctx);
-  passes::PassManager pm(passes::parse_pipeline(pipeline));
-  pm.run(module, ctx);
-  return module;
-}
-
 int eval(EvalCommandOptions& o) {
   const model::Model m = model::Model::load(o.model);
   const std::string origin = o.plan.empty() ? o.spec : o.plan;
-  const ir::Module plan = o.plan.empty() ? module_from_spec(o.spec) : ir::read_module_file(o.plan);
+  const ir::Module plan = load_plan_or_spec(o.plan, o.spec);
   o.run.progress = &std::cerr;
   o.run.cache = o.cache == "runtime" ? calibration::EvalCache::Runtime : calibration::EvalCache::Reference;
   o.run.cache_backend = o.backend == "llvm-jit" ? KVC_BACKEND_LLVM_JIT : KVC_BACKEND_REFERENCE;
@@ -115,7 +102,7 @@ CommandRunner add_eval_command(CLI::App& app) {
   cmd->add_option("--length", o->run.length, "Tokens per sequence")->capture_default_str();
   cmd->add_option("--prompt", o->run.prompt, "Prompt tokens, appended as one prefill (default length/2)");
   cmd->add_option("--seed", o->run.seed, "Sequence i is sampled (temperature 1) with seed + i")->capture_default_str();
-  cmd->add_option("--tokens", o->run.token_file, "Read sequences from this file (one line of token ids each)");
+  add_sequence_source_options(cmd, o->run.source, "", "evaluation sequences");
   cmd->add_option("--threads", o->run.threads, "Worker threads, one sequence each at a time (default: all cores)");
   cmd->add_option("--cache", o->cache,
                   "What stores the baseline and plan caches: 'reference' (the reference kernels, PlanKVCache) or "

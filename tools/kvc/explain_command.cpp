@@ -7,7 +7,7 @@
 #include <string>
 #include <nlohmann/json.hpp>
 
-#include "calibration/stats_file.h"
+#include "stats/stats_file.h"
 #include "frontend/spec.h"
 #include "ir/layout.h"
 #include "ir/parser.h"

@@ -6,6 +6,7 @@
 #include "backend_commands.h"
 #include "calibration_commands.h"
 #include "commands.h"
+#include "model_commands.h"
 #include "search_commands.h"
 
 int main(int argc, char** argv) {
@@ -22,6 +23,7 @@ int main(int argc, char** argv) {
   add(kvc::cli::add_sweep_command(app), "sweep");
   add(kvc::cli::add_explain_command(app), "explain");
   add(kvc::cli::add_bench_command(app), "bench");
+  add(kvc::cli::add_generate_command(app), "generate");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,5 +1,5 @@
 // `kvc sweep --model M --spec S --budgets 0.5,0.25,0.15,0.1 [--stats F] [--json]`:
-// every method's plan at every budget, measured (search/sweep.h). This file only
+// every method's plan at every budget, measured (sweep/sweep.h). This file only
 // parses options and prints.
 #include <cstdio>
 #include <iostream>
@@ -8,10 +8,11 @@
 #include <nlohmann/json.hpp>
 
 #include "calibration/calibrate.h"
-#include "calibration/stats_file.h"
+#include "stats/stats_file.h"
 #include "frontend/spec.h"
 #include "model/model.h"
-#include "search/sweep.h"
+#include "sweep/sweep.h"
+#include "sequence_source_options.h"
 #include "search_commands.h"
 #include "support/diagnostics.h"
 
@@ -23,7 +24,8 @@ struct SweepCommandOptions {
   int calibration_sequences = 8;
   int calibration_length = 256;
   bool json = false;
-  search::SweepOptions run;
+  sweep::SweepOptions run;
+  calibration::SequenceSource calibration_source;
 };
 
 std::vector<double> parse_budgets(const std::string& text) {
@@ -47,7 +49,7 @@ std::vector<std::string> parse_methods(const std::string& text) {
   std::string item;
   while (std::getline(in, item, ',')) {
     bool known = false;
-    for (const auto& m : search::sweep_methods()) known |= m == item;
+    for (const auto& m : sweep::sweep_methods()) known |= m == item;
     if (!known) throw Error({}, "--methods", "'" + item + "' is not a sweep method");
     out.push_back(item);
   }
@@ -69,10 +71,11 @@ int sweep(SweepCommandOptions& o) {
     c.sequences = o.calibration_sequences;
     c.length = o.calibration_length;
     c.threads = o.run.threads;
+    c.source = o.calibration_source;
     stats = calibration::calibrate(model, c);
   }
   o.run.progress = &std::cerr;
-  const search::SweepResult r = search::run_sweep(model, spec, stats, o.run);
+  const sweep::SweepResult r = sweep::run_sweep(model, spec, stats, o.run);
   if (o.json) {
     nlohmann::json rows = nlohmann::json::array();
     for (const auto& row : r.rows)
@@ -118,6 +121,9 @@ CommandRunner add_sweep_command(CLI::App& app) {
       ->capture_default_str()->check(CLI::Range(1, 4096));
   sub->add_option("--calibration-length", o->calibration_length, "in-process calibration tokens per sequence")
       ->capture_default_str()->check(CLI::Range(16, 1 << 20));
+  add_sequence_source_options(sub, o->run.source, "", "evaluation sequences");
+  add_sequence_source_options(sub, o->calibration_source, "calibration-",
+                              "in-process calibration sequences (without --stats)");
   sub->add_option("--threads", o->run.threads, "0 = all cores")->capture_default_str()->check(CLI::Range(0, 1024));
   sub->add_flag("--json", o->json, "rows and spearman as JSON");
   return [o] { return sweep(*o); };

@@ -26,14 +26,18 @@
 #include <cstdint>
 #include <iosfwd>
 
-#include "calibration/stats.h"
+#include "stats/stats.h"
+#include "calibration/token_sequences.h"
 #include "frontend/spec.h"
 #include "model/model.h"
 
-namespace kvc::search {
+namespace kvc::calibration {
 
 struct ErrorProbeOptions {
   int sequences = 0;  // 0 = the stats' sequences
+  // The calibration sequences' file, when the stats were measured on one (their
+  // meta.source says which); sampled stats need none.
+  calibration::SequenceSource source;
   int threads = 0;
   std::ostream* progress = nullptr;
 };
@@ -49,4 +53,4 @@ const std::vector<double>& layer_probe_keep_ratios();
 void measure_error_probes(const model::Model& model, const frontend::SearchOptions& search,
                           calibration::CalibrationStats& stats, const ErrorProbeOptions& options = {});
 
-}  // namespace kvc::search
+}  // namespace kvc::calibration

@@ -1,7 +1,7 @@
 #pragma once
 // Calibration statistics: what `kvc calibrate` measures on a real model so that the
 // search passes (kvtuner, prefixkv, cake, xkv, legalize) can run offline, without
-// the model. algorithms.md §14 lists what each pass needs; this is kvc's subset.
+// the model. docs/algorithms.md §10 says which pass reads which statistic.
 //
 // A CalibrationStats is metadata (the model shape it was measured on and how it was
 // measured) plus named fp32 tensors. Every tensor kvc writes is listed below with
@@ -62,7 +62,7 @@
 //   key_rank_error_g<s>    [L-s+1][s*D+1]   relative Frobenius error of the best rank-r
 //     approximation, sqrt(sum_{i>=r} lambda_i / sum lambda), r = 0..s*D
 // F. End-to-end error probes (optional; `kvc calibrate --spec S`, or `kvc sweep` when
-//   absent; search/error_probes.h measures them, passes/cost_model.h reads them).
+//   absent; calibration/error_probes.h measures them, passes/cost_model.h reads them).
 //   Each is the mean KL(baseline || plan) over the calibration sequences' decoded
 //   positions of a UNIFORM plan (every layer alike), run through the whole model:
 //   e2e_quant_kl                [Q][3]      rows (key side, value side, KL), every token
@@ -92,7 +92,7 @@ namespace kvc::calibration {
 // How a stats file was measured (the JSON header's "calibration" object).
 struct StatsMeta {
   ir::ModelShape model;          // name, layers, q_heads, kv_heads, head_dim, rope_theta
-  std::string source;            // "sampled (temperature 1)" or the token file's path
+  std::string source;            // SequenceSource::describe(): "sampled ...", "tokens:PATH" or "text:PATH"
   int sequences = 0;
   int length = 0;                // tokens per sequence
   int prompt = 0;                // of those, the prompt

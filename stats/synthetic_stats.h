@@ -24,9 +24,9 @@
 #include <string>
 #include <vector>
 
-#include "calibration/stats.h"
+#include "stats/stats.h"
 
-namespace kvc::testing {
+namespace kvc::calibration {
 
 struct SyntheticStatsOptions {
   std::uint64_t seed = 1;
@@ -45,4 +45,4 @@ struct SyntheticStatsOptions {
 
 calibration::CalibrationStats synthetic_stats(const ir::ModelShape& model, const SyntheticStatsOptions& options = {});
 
-}  // namespace kvc::testing
+}  // namespace kvc::calibration

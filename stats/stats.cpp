@@ -1,4 +1,4 @@
-#include "calibration/stats.h"
+#include "stats/stats.h"
 
 #include <sstream>
 

@@ -1,4 +1,4 @@
-#include "calibration/stats_file.h"
+#include "stats/stats_file.h"
 
 #include <bit>
 #include <cstring>

@@ -1,4 +1,4 @@
-#include "search/sweep.h"
+#include "sweep/sweep.h"
 
 #include <algorithm>
 #include <cmath>
@@ -10,10 +10,10 @@
 #include "passes/cost_model.h"
 #include "passes/pass_manager.h"
 #include "passes/uniform.h"
-#include "search/error_probes.h"
+#include "calibration/error_probes.h"
 #include "support/diagnostics.h"
 
-namespace kvc::search {
+namespace kvc::sweep {
 
 const std::vector<std::string>& sweep_methods() {
   static const std::vector<std::string> methods = {"kivi",     "streamingllm", "h2o", "snapkv", "kvtuner",
@@ -141,21 +141,29 @@ SweepResult run_sweep(const model::Model& model, const frontend::Spec& spec,
   const auto& methods = options.methods.empty() ? sweep_methods() : options.methods;
   SweepResult out;
   calibration::CalibrationStats stats = stats_in;
+  // Plans are priced on the calibration sequences, never on the evaluation's.
+  if (options.source.from_file()) {
+    if (stats.meta.source == options.source.describe())
+      throw Error({}, "--text", "the evaluation sequences are the calibration sequences (" + stats.meta.source +
+                                    "): evaluate on held-out text");
+  } else if (stats.meta.source.rfind("sampled", 0) == 0 &&
+             stats.meta.seed + static_cast<std::uint64_t>(stats.meta.sequences) > options.seed &&
+             options.seed + static_cast<std::uint64_t>(options.sequences) > stats.meta.seed) {
+    throw Error({}, "--seed", "the evaluation sequences overlap the calibration sequences");
+  }
   if (!passes::has_end_to_end_calibration(stats)) {
-    // Priced on the calibration sequences (the stats' seeds), never the evaluation's.
-    if (stats.meta.seed + static_cast<std::uint64_t>(stats.meta.sequences) > options.seed &&
-        options.seed + static_cast<std::uint64_t>(options.sequences) > stats.meta.seed)
-      throw Error({}, "--seed", "the evaluation sequences overlap the calibration sequences the error probes use");
-    ErrorProbeOptions probes;
+    calibration::ErrorProbeOptions probes;
+    probes.source = calibration::SequenceSource::from_description(stats.meta.source);
     probes.threads = options.threads;
     probes.progress = options.progress;
-    measure_error_probes(model, spec.search, stats, probes);
+    calibration::measure_error_probes(model, spec.search, stats, probes);
     out.notes.push_back("the stats had no end-to-end error probes: measured them on the calibration sequences");
   }
   calibration::EvalOptions eval;
   eval.sequences = options.sequences;
   eval.length = options.length;
   eval.seed = options.seed;
+  eval.source = options.source;
   eval.threads = options.threads;
   std::vector<ir::Module> plans;
   for (double budget : options.budgets) {
@@ -197,4 +205,4 @@ SweepResult run_sweep(const model::Model& model, const frontend::Spec& spec,
   return out;
 }
 
-}  // namespace kvc::search
+}  // namespace kvc::sweep

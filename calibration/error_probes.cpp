@@ -1,4 +1,4 @@
-#include "search/error_probes.h"
+#include "calibration/error_probes.h"
 
 #include <algorithm>
 #include <cmath>
@@ -10,7 +10,7 @@
 #include "passes/cost_model.h"
 #include "support/diagnostics.h"
 
-namespace kvc::search {
+namespace kvc::calibration {
 
 const std::vector<double>& probe_keep_ratios() {
   static const std::vector<double> ratios = {1.0 / 32, 1.0 / 16, 1.0 / 8, 1.0 / 4, 1.0 / 2, 3.0 / 4};
@@ -111,9 +111,11 @@ void measure_error_probes(const model::Model& model, const frontend::SearchOptio
   eval.length = meta.length;
   eval.seed = meta.seed;
   eval.threads = options.threads;
-  if (meta.source.rfind("sampled", 0) != 0)
-    throw Error("error probes: the stats were measured on a token file (" + meta.source +
-                "); probes sample their sequences like calibration does");
+  eval.source = options.source;
+  const bool sampled = meta.source.rfind("sampled", 0) == 0;
+  if (sampled ? options.source.from_file() : meta.source != options.source.describe())
+    throw Error("error probes: the stats were measured on " + meta.source + ", the probes would run on " +
+                options.source.describe() + "; they must see the calibration sequences");
   if (options.progress)
     *options.progress << "kvc: measuring " << plans.size() << " end-to-end error probes on " << eval.sequences
                       << " calibration sequences x " << eval.length << " tokens\n";
@@ -170,4 +172,4 @@ void measure_error_probes(const model::Model& model, const frontend::SearchOptio
   (void)passes::has_end_to_end_calibration(stats);  // checks what was just stored
 }
 
-}  // namespace kvc::search
+}  // namespace kvc::calibration

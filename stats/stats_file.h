@@ -16,13 +16,13 @@
 //                 row-major, at [begin, end) counted from the start of the section.
 //                 Tensors tile the section exactly (no gaps, no overlap, nothing after).
 //
-// What every tensor means: calibration/stats.h. Readers reject another format or
+// What every tensor means: stats/stats.h. Readers reject another format or
 // version, a truncated or oversized file, bad offsets, and missing or misshapen
 // tensors with a kvc::Error naming the file.
 #include <string>
 #include <string_view>
 
-#include "calibration/stats.h"
+#include "stats/stats.h"
 
 namespace kvc::calibration {
 

@@ -32,12 +32,13 @@
 #include <string>
 #include <vector>
 
-#include "calibration/stats.h"
+#include "stats/stats.h"
+#include "calibration/token_sequences.h"
 #include "frontend/spec.h"
 #include "ir/plan.h"
 #include "model/model.h"
 
-namespace kvc::search {
+namespace kvc::sweep {
 
 struct SweepOptions {
   std::vector<double> budgets = {0.5, 0.25, 0.15, 0.1};
@@ -45,6 +46,7 @@ struct SweepOptions {
   int sequences = 4;
   int length = 256;
   std::uint64_t seed = 1000;  // eval sequences (calibration's default seed is 0: keep them apart)
+  calibration::SequenceSource source;  // the eval sequences' file (sampled with `seed` when none)
   int threads = 0;
   std::ostream* progress = nullptr;
 };
@@ -81,4 +83,4 @@ SweepResult run_sweep(const model::Model& model, const frontend::Spec& spec,
 // Spearman rank correlation (average ranks for ties); 0 when fewer than 2 values or no spread.
 double spearman_correlation(const std::vector<double>& a, const std::vector<double>& b);
 
-}  // namespace kvc::search
+}  // namespace kvc::sweep

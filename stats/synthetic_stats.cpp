@@ -1,4 +1,4 @@
-#include "test_support/synthetic_stats.h"
+#include "stats/synthetic_stats.h"
 
 #include <algorithm>
 #include <cmath>
@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-namespace kvc::testing {
+namespace kvc::calibration {
 namespace {
 
 // splitmix64: the same numbers on every platform (std distributions are not).
@@ -32,7 +32,7 @@ calibration::StatsTensor make_tensor(std::vector<std::int64_t> shape) {
   return {std::move(shape), std::vector<float>(static_cast<std::size_t>(n), 0.0f)};
 }
 
-// The e2e_* tensors, shaped as search/error_probes.cpp stores them: KL of a uniform
+// The e2e_* tensors, shaped as calibration/error_probes.cpp stores them: KL of a uniform
 // pair ~ 0.02 * 2^((16 - K - V) / 2); eviction to kept fraction r adds
 // c_policy * (1 - r)^2 (StreamingLLM worst, SnapKV best), more on quantized layers;
 // one layer evicting alone costs its share (by sensitivity) of the uniform KL.
@@ -118,7 +118,7 @@ calibration::CalibrationStats synthetic_stats(const ir::ModelShape& model, const
   calibration::CalibrationStats stats;
   calibration::StatsMeta& meta = stats.meta;
   meta.model = model;
-  meta.source = "synthetic (tests/test_support/synthetic_stats.h)";
+  meta.source = "synthetic (tests/stats/synthetic_stats.h)";
   meta.sequences = options.sequences;
   meta.length = options.length;
   meta.decode = std::max(1, options.length / 4);
@@ -255,4 +255,4 @@ calibration::CalibrationStats synthetic_stats(const ir::ModelShape& model, const
   return stats;
 }
 
-}  // namespace kvc::testing
+}  // namespace kvc::calibration
