@@ -38,6 +38,8 @@ class RecordingCache final : public model::KVCacheInterface {
 
 }  // namespace
 
+std::vector<std::string> default_calibration_families() { return {"kivi", "t", "tr", "cr"}; }
+
 ir::ModelShape model_shape(const model::Model& model) {
   ir::ModelShape s;
   s.name = model.name;
@@ -64,7 +66,20 @@ StatsMeta calibration_meta(const model::Model& model, const CalibrateOptions& o)
   if (m.decode >= o.length - 1) throw Error({}, "decode", "the decoded part must leave a prompt of at least 2 tokens");
   m.prompt = o.length - m.decode;
   m.seed = o.seed;
-  m.bits = {2, 3, 4, 8};
+  for (const std::string& family : o.formats)
+    for (int bits : {2, 3, 4, 8}) {
+      std::string problem;
+      const auto side = ir::family_side(family, bits, &problem);
+      if (!side && !(bits == 8 && ir::family_side(family, 4))) throw Error({}, "--formats", problem);
+      if (side) m.key_formats.push_back(*side);
+    }
+  m.value_formats = m.key_formats;
+  auto add = [](std::vector<ir::SideFormat>& to, const std::vector<ir::SideFormat>& from) {
+    for (const ir::SideFormat& f : from)
+      if (f.bits < 16 && std::find(to.begin(), to.end(), f) == to.end()) to.push_back(f);
+  };
+  add(m.key_formats, o.extra_key_formats);
+  add(m.value_formats, o.extra_value_formats);
   m.quant_token_group = 32;
   m.quant_channel_group = std::min(32, model.config.head_dim);
   m.keep_ratios = {0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75};

@@ -19,6 +19,9 @@
 
 namespace kvc::calibration {
 
+// KIVI's, unrotated per-token, rotated per-token and rotated codebook: "kivi", "t", "tr", "cr".
+std::vector<std::string> default_calibration_families();
+
 struct CalibrateOptions {
   int sequences = 16;
   int length = 512;
@@ -27,6 +30,11 @@ struct CalibrateOptions {
   SequenceSource source;       // sampled unless it names a file (token_sequences.h)
   int threads = 0;             // 0 = std::thread::hardware_concurrency()
   std::ostream* progress = nullptr;  // one line per finished sequence when set
+  // Format families whose key and value formats are measured (every key format with
+  // every value format), each at 2, 3, 4 and 8 bits (the codebook at 2, 3, 4).
+  std::vector<std::string> formats = default_calibration_families();
+  // Further sides to measure (a spec's candidates), added once each.
+  std::vector<ir::SideFormat> extra_key_formats, extra_value_formats;
 };
 
 // The metadata (settings and model shape) a run with these options records.

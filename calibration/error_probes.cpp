@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <ostream>
 
 #include "calibration/evaluate.h"
@@ -42,15 +43,25 @@ void measure_error_probes(const model::Model& model, const frontend::SearchOptio
   const ir::Module base = ir::make_uncompressed_module(meta.model, workload, 0);
   const std::int64_t context = meta.length;
 
-  std::vector<std::pair<int, int>> pairs = {{8, 8}};
-  auto add_pairs = [&](const frontend::PrecisionSearch& p) {
-    for (auto pair : passes::precision_candidates(p))
-      if (std::find(pairs.begin(), pairs.end(), pair) == pairs.end()) pairs.push_back(pair);
-  };
-  add_pairs(frontend::PrecisionSearch{});
-  add_pairs(search.precision);
-  for (auto pair : std::vector<std::pair<int, int>>{{8, 8}, {8, 4}, {4, 4}, {4, 2}, {2, 2}})
+  std::vector<ir::PrecisionPair> pairs = {ir::kivi_pair(8, 8)};
+  auto add = [&](const ir::PrecisionPair& pair) {
     if (std::find(pairs.begin(), pairs.end(), pair) == pairs.end()) pairs.push_back(pair);
+  };
+  for (const auto& pair : passes::precision_candidates(frontend::PrecisionSearch{})) add(pair);
+  for (const std::string& c : search.precision.candidates) add(*ir::parse_precision_pair(c));
+  for (auto [k, v] : std::initializer_list<std::pair<int, int>>{{8, 8}, {8, 4}, {4, 4}, {4, 2}, {2, 2}})
+    add(ir::kivi_pair(k, v));
+  // Eviction is probed on top of these pairs; the format families' pairs below only
+  // for their own KL (a search prices eviction on them by the worst probed pair).
+  const std::size_t retention_pairs = pairs.size();
+  for (const std::string& key_family : search.precision.formats)
+    for (const std::string& value_family : search.precision.formats)
+      for (int bits : {4, 3, 2}) {
+        const auto key = ir::family_side(key_family, bits), value = ir::family_side(value_family, bits);
+        if (key && value && ir::side_problem(*key, meta.model.head_dim).empty() &&
+            ir::side_problem(*value, meta.model.head_dim).empty())
+          add({*key, *value});
+      }
   const std::vector<ir::RetentionPolicy> policies = {ir::RetentionPolicy::StreamingLLM, ir::RetentionPolicy::H2O,
                                                      ir::RetentionPolicy::SnapKV};
   const int d = meta.model.head_dim;
@@ -59,17 +70,17 @@ void measure_error_probes(const model::Model& model, const frontend::SearchOptio
     if (r > 0 && r < d && std::find(ranks.begin(), ranks.end(), r) == ranks.end()) ranks.push_back(r);
 
   std::vector<ir::Module> plans;
-  for (auto [k, v] : pairs) plans.push_back(uniform_probe(base, passes::LayerChoice{k, v}, search));
+  for (const auto& pair : pairs) plans.push_back(uniform_probe(base, passes::LayerChoice{pair}, search));
   for (auto policy : policies)
     for (double ratio : probe_keep_ratios()) {
       const std::int64_t keep = std::clamp<std::int64_t>(std::llround(ratio * context), 1, context);
-      plans.push_back(uniform_probe(base, passes::LayerChoice{16, 16, policy, keep, 0}, search));
+      plans.push_back(uniform_probe(base, passes::LayerChoice{{}, policy, keep, 0}, search));
     }
   // The same policies on quantized layers, for EVERY probed pair: a quantized layer
   // evicts whole token blocks above its fp16 tail, and eviction on top of
   // quantization measures worse than the sum of the two alone (errors interact), so
   // each (pair, policy, kept fraction) combination is measured as a uniform plan.
-  const ir::LayerPlan quantized = passes::make_layer_plan(base, 0, passes::LayerChoice{8, 8}, search);
+  const ir::LayerPlan quantized = passes::make_layer_plan(base, 0, passes::LayerChoice{ir::kivi_pair(8, 8)}, search);
   const std::int64_t tail = std::max(1, ir::tail_capacity(quantized));
   std::vector<std::int64_t> quantized_keeps;
   for (double ratio : probe_keep_ratios()) {
@@ -77,11 +88,11 @@ void measure_error_probes(const model::Model& model, const frontend::SearchOptio
     if (keep < context && (quantized_keeps.empty() || keep > quantized_keeps.back())) quantized_keeps.push_back(keep);
   }
   if (quantized_keeps.empty()) throw Error("error probes: the calibration length leaves no room to evict above the fp16 tail");
-  for (auto [k, v] : pairs)
+  for (std::size_t q = 0; q < retention_pairs; ++q)
     for (auto policy : policies)
       for (std::int64_t keep : quantized_keeps)
-        plans.push_back(uniform_probe(base, passes::LayerChoice{k, v, policy, keep, 0}, search));
-  for (int r : ranks) plans.push_back(uniform_probe(base, passes::LayerChoice{16, 16, ir::RetentionPolicy::Full, 0, r}, search));
+        plans.push_back(uniform_probe(base, passes::LayerChoice{pairs[q], policy, keep, 0}, search));
+  for (int r : ranks) plans.push_back(uniform_probe(base, passes::LayerChoice{{}, ir::RetentionPolicy::Full, 0, r}, search));
   // One layer evicting, every other layer keeping everything: how a uniform plan's
   // eviction damage splits across layers (early layers of stories260K lose ~10x more
   // than late ones at the same kept fraction).
@@ -91,7 +102,7 @@ void measure_error_probes(const model::Model& model, const frontend::SearchOptio
       for (double ratio : layer_probe_keep_ratios()) {
         const std::int64_t keep = std::clamp<std::int64_t>(std::llround(ratio * context), 1, context);
         ir::Module m = base;
-        m.layers[l] = passes::make_layer_plan(base, l, passes::LayerChoice{16, 16, policy, keep, 0}, search);
+        m.layers[l] = passes::make_layer_plan(base, l, passes::LayerChoice{{}, policy, keep, 0}, search);
         plans.push_back(std::move(m));
       }
 
@@ -112,9 +123,9 @@ void measure_error_probes(const model::Model& model, const frontend::SearchOptio
 
   std::size_t i = 0;
   calibration::StatsTensor quant{{static_cast<std::int64_t>(pairs.size()), 3}, {}};
-  for (auto [k, v] : pairs) {
-    quant.data.push_back(static_cast<float>(k));
-    quant.data.push_back(static_cast<float>(v));
+  for (const auto& pair : pairs) {
+    quant.data.push_back(static_cast<float>(ir::side_code(pair.key)));
+    quant.data.push_back(static_cast<float>(ir::side_code(pair.value)));
     quant.data.push_back(static_cast<float>(reports[i++].kl_mean));
   }
   const auto R = static_cast<std::int64_t>(probe_keep_ratios().size());
@@ -132,7 +143,9 @@ void measure_error_probes(const model::Model& model, const frontend::SearchOptio
   for (std::size_t q = 0; q < pairs.size(); ++q)
     for (std::size_t p = 0; p < policies.size(); ++p)
       for (std::int64_t r = 0; r < Q; ++r)
-        quantized_retention.data.push_back(static_cast<float>(std::max(0.0, reports[i++].kl_mean - reports[q].kl_mean)));
+        quantized_retention.data.push_back(
+            q < retention_pairs ? static_cast<float>(std::max(0.0, reports[i++].kl_mean - reports[q].kl_mean))
+                                : std::numeric_limits<float>::quiet_NaN());
   calibration::StatsTensor quantized_ratios{{Q}, {}};
   for (std::int64_t keep : quantized_keeps) quantized_ratios.data.push_back(static_cast<float>(static_cast<double>(keep) / context));
   calibration::StatsTensor rank{{static_cast<std::int64_t>(ranks.size()), 2}, {}};

@@ -7,12 +7,15 @@
 // disjoint from `kvc sweep`'s evaluation sequences) and its mean KL(baseline || plan)
 // recorded:
 //   quant      every precision pair a search may choose (the default KVTuner seven,
-//              the uniform ladder, `options.precision.candidates`), keeping every token;
+//              the uniform ladder, `options.precision.candidates`), and for the spec's
+//              format families every key family x value family at 4, 3 and 2 bits on
+//              both sides, keeping every token;
 //   retention  StreamingLLM, H2O and SnapKV at kept fractions 1/32 .. 3/4 of the
 //              context, fp16 keys and values (eviction in prefill AND decode, errors
 //              compounding through the layers: what the per-layer stats cannot see);
 //   retention on quantized layers: the same policies and fractions (clamped to at
-//              least the fp16 tail, below the context) on top of EVERY probed pair
+//              least the fp16 tail, below the context) on top of every probed pair but
+//              the format families' (their rows are NaN: not measured)
 //              (block eviction above an fp16 tail), each stored minus that pair's own
 //              KL: eviction and quantization interact, so their combination is measured;
 //   rank       keys at head_dim/4, /2 and 3/4 (per-layer prefill bases), fp16;

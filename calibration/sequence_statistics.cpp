@@ -18,7 +18,7 @@ namespace {
 enum Policy { kStreaming = 0, kH2O = 1, kSnapKV = 2, kPolicies = 3 };
 
 struct Dims {
-  int L, H, Q, g, d, D, QD, T, P, B, R, F, G;  // G: max_group
+  int L, H, Q, g, d, D, QD, T, P, FK, FV, R, F, G;  // FK, FV: key / value formats; G: max_group
 };
 
 Dims dims_of(const StatsMeta& m) {
@@ -32,15 +32,20 @@ Dims dims_of(const StatsMeta& m) {
   x.QD = x.Q * x.d;
   x.T = m.length;
   x.P = m.prompt;
-  x.B = static_cast<int>(m.bits.size());
+  x.FK = static_cast<int>(m.key_formats.size());
+  x.FV = static_cast<int>(m.value_formats.size());
   x.R = static_cast<int>(m.keep_ratios.size());
   x.F = m.prefix_points;
   x.G = m.max_group;
   return x;
 }
 
-ir::QuantFormat key_format(const StatsMeta& m, int bits) { return {bits, ir::QuantAxis::PerChannel, m.quant_token_group}; }
-ir::QuantFormat value_format(const StatsMeta& m, int bits) { return {bits, ir::QuantAxis::PerToken, m.quant_channel_group}; }
+ir::QuantFormat key_format(const StatsMeta& m, const ir::SideFormat& side) {
+  return ir::key_format(side, m.quant_token_group, m.model.head_dim, m.rotation_seed);
+}
+ir::QuantFormat value_format(const StatsMeta& m, const ir::SideFormat& side) {
+  return ir::value_format(side, m.quant_channel_group, m.model.head_dim, m.rotation_seed);
+}
 
 // One KV head's column of a [tokens][kv_heads*head_dim] tensor, [tokens][head_dim].
 std::vector<float> head_slice(const std::vector<float>& x, int tokens, int width, int offset, int d, bool to_half) {
@@ -202,9 +207,16 @@ std::vector<float> prefix_curve(const Dims& x, const std::vector<double>& colsum
 
 void check_statistics_settings(const StatsMeta& m) {
   const int d = m.model.head_dim;
-  for (int b : m.bits) {
-    reference::check_format(key_format(m, b), d, m.quant_token_group, "calibration key");
-    reference::check_format(value_format(m, b), d, m.quant_token_group, "calibration value");
+  // A block of quant_token_group tokens is what a per-channel key group spans; per-token
+  // formats code the same tokens one at a time.
+  auto block = [&](const ir::QuantFormat& f) { return f.axis == ir::QuantAxis::PerChannel ? m.quant_token_group : 1; };
+  for (const ir::SideFormat& side : m.key_formats) {
+    const ir::QuantFormat f = key_format(m, side);
+    reference::check_format(f, d, block(f), ("calibration key format " + side.name()).c_str());
+  }
+  for (const ir::SideFormat& side : m.value_formats) {
+    const ir::QuantFormat f = value_format(m, side);
+    reference::check_format(f, d, block(f), ("calibration value format " + side.name()).c_str());
   }
   if (m.prompt < 2) throw Error({}, "prompt", "calibration needs a prompt of at least 2 tokens");
   for (double r : m.keep_ratios)
@@ -216,9 +228,9 @@ SequenceStatistics measure_sequence(const StatsMeta& m, const SequenceActivation
   if (acts.tokens != x.T || static_cast<int>(acts.layers.size()) != x.L)
     throw Error("calibration: a sequence's activations do not match the calibration length / layers");
   SequenceStatistics s;
-  s.quant_output_error.assign(static_cast<std::size_t>(x.L) * x.H * x.B * x.B, 0.0f);
-  s.quant_key_error.assign(static_cast<std::size_t>(x.L) * x.H * x.B, 0.0);
-  s.quant_value_error.assign(s.quant_key_error.size(), 0.0);
+  s.quant_output_error.assign(static_cast<std::size_t>(x.L) * x.H * x.FK * x.FV, 0.0f);
+  s.quant_key_error.assign(static_cast<std::size_t>(x.L) * x.H * x.FK, 0.0);
+  s.quant_value_error.assign(static_cast<std::size_t>(x.L) * x.H * x.FV, 0.0);
   s.retention_output_error.assign(static_cast<std::size_t>(x.L) * x.H * kPolicies * x.R, 0.0f);
   s.prefix_curve.assign(static_cast<std::size_t>(x.L) * x.F, 0.0f);
   s.cake_entropy.assign(static_cast<std::size_t>(x.L) * x.H, 0.0f);
@@ -291,22 +303,24 @@ SequenceStatistics measure_sequence(const StatsMeta& m, const SequenceActivation
         slot += static_cast<float>(e / (static_cast<double>(x.g) * n_dec));
       };
 
-      // C. Quantization sensitivity: probabilities depend on K bits only, outputs on both.
-      std::vector<std::vector<float>> kq(x.B), vq(x.B);
+      // C. Quantization sensitivity: probabilities depend on the key format only, outputs on both.
+      std::vector<std::vector<float>> kq(x.FK), vq(x.FV);
       const std::size_t quantized = static_cast<std::size_t>(x.P / m.quant_token_group) * m.quant_token_group * x.d;
-      for (int b = 0; b < x.B; ++b) {
-        kq[b] = fake_quantize(k, x.P, x.d, m.quant_token_group, key_format(m, m.bits[b]));
-        vq[b] = fake_quantize(v, x.P, x.d, m.quant_token_group, value_format(m, m.bits[b]));
-        s.quant_key_error[lh * x.B + b] = relative_error(k.data(), kq[b].data(), quantized);
-        s.quant_value_error[lh * x.B + b] = relative_error(v.data(), vq[b].data(), quantized);
+      for (int b = 0; b < x.FK; ++b) {
+        kq[b] = fake_quantize(k, x.P, x.d, m.quant_token_group, key_format(m, m.key_formats[b]));
+        s.quant_key_error[lh * x.FK + b] = relative_error(k.data(), kq[b].data(), quantized);
+      }
+      for (int b = 0; b < x.FV; ++b) {
+        vq[b] = fake_quantize(v, x.P, x.d, m.quant_token_group, value_format(m, m.value_formats[b]));
+        s.quant_value_error[lh * x.FV + b] = relative_error(v.data(), vq[b].data(), quantized);
       }
       for (int i = 0; i < n_dec; ++i) {
         const int n = x.P + i + 1;
         group_queries(la.q, x, x.P + i, h, qg.data());
         probs.resize(static_cast<std::size_t>(x.g) * n);
-        for (int kb = 0; kb < x.B; ++kb) {
+        for (int kb = 0; kb < x.FK; ++kb) {
           reference::exact_attention(qg.data(), kq[kb].data(), v.data(), n, x.d, x.g, out.data(), probs.data());
-          for (int vb = 0; vb < x.B; ++vb) {
+          for (int vb = 0; vb < x.FV; ++vb) {
             for (int qi = 0; qi < x.g; ++qi) {
               const float* p = probs.data() + static_cast<std::size_t>(qi) * n;
               for (int c = 0; c < x.d; ++c) {
@@ -315,7 +329,7 @@ SequenceStatistics measure_sequence(const StatsMeta& m, const SequenceActivation
                 out[static_cast<std::size_t>(qi) * x.d + c] = static_cast<float>(acc);
               }
             }
-            add_output_error(s.quant_output_error[(lh * x.B + kb) * x.B + vb], i, out.data());
+            add_output_error(s.quant_output_error[(lh * x.FK + kb) * x.FV + vb], i, out.data());
           }
         }
       }

@@ -12,6 +12,7 @@
 #include "frontend/spec_yaml.h"
 #include "frontend/yaml_documents.h"
 #include "ir/layout.h"
+#include "ir/precision.h"
 #include "support/text.h"
 
 namespace kvc::frontend {
@@ -28,7 +29,7 @@ const std::vector<std::string> kWorkloadKeys = {"context", "batch", "generate"};
 const std::vector<std::string> kBudgetKeys = {"bytes", "ratio"};
 const std::vector<std::string> kCalibrationKeys = {"stats"};
 const std::vector<std::string> kSearchKeys = {"precision", "retention", "lowrank", "joint", "pipeline"};
-const std::vector<std::string> kPrecisionKeys = {"method", "candidates", "group", "residual"};
+const std::vector<std::string> kPrecisionKeys = {"method", "candidates", "group", "residual", "seed", "formats"};
 const std::vector<std::string> kRetentionKeys = {"method", "sink", "window", "pool", "gamma"};
 const std::vector<std::string> kLowRankKeys = {"method", "group_layers", "energy", "basis"};
 const std::vector<std::string> kTargetKeys = {"backend", "cpu", "threads"};
@@ -40,7 +41,6 @@ const std::vector<std::string> kBases = {"prefill", "calibrated"};
 const std::vector<std::string> kBackends = {"llvm-jit", "llvm-aot", "reference"};
 const std::vector<std::string> kDTypes = {"fp16", "bf16", "fp32"};
 const std::vector<int> kGroups = {8, 16, 32, 64, 128};
-const std::vector<int> kBits = {16, 8, 4, 3, 2};
 
 // Sizes beyond these are typos, and keeping every product of them far from
 // int64 overflow lets byte arithmetic stay plain.
@@ -54,21 +54,6 @@ ir::DType dtype_from(const std::string& s) {
   if (s == "bf16") return ir::DType::BF16;
   if (s == "fp32") return ir::DType::F32;
   return ir::DType::F16;
-}
-
-// "K8V4" -> {8, 4}; nullopt unless both are valid bit widths.
-std::optional<std::pair<int, int>> parse_pair(const std::string& text) {
-  const auto v = text.find('V');
-  if (text.size() < 4 || text[0] != 'K' || v == std::string::npos) return std::nullopt;
-  auto bits = [](const std::string& digits) -> std::optional<int> {
-    for (int b : kBits)
-      if (digits == std::to_string(b)) return b;
-    return std::nullopt;
-  };
-  const auto k = bits(text.substr(1, v - 1));
-  const auto val = bits(text.substr(v + 1));
-  if (!k || !val) return std::nullopt;
-  return std::pair{*k, *val};
 }
 
 // yaml-cpp's messages name the symptom; these name the usual cause.
@@ -327,15 +312,35 @@ class SpecParser {
     } else if (p.residual % p.group != 0) {
       p.residual = p.group;
     }
+    if (auto seed = r_.integer(*m, "seed", 0, UINT32_MAX)) p.seed = static_cast<std::uint32_t>(*seed);
+    if (auto formats = r_.strings(*m, "formats")) {
+      for (std::size_t i = 0; i < formats->size(); ++i) {
+        const auto& [family, loc] = (*formats)[i];
+        const std::string field = "search.precision.formats[" + std::to_string(i) + "]";
+        std::string problem;
+        const auto side = ir::family_side(family, 4, &problem);
+        if (!side) r_.fail(loc, field, "'" + family + "' is not a format family (" + problem + "): write kivi, or the letters of a pair side such as t, tr, cr, a, r, crg16");
+        if (const std::string why = ir::side_problem(*side, s_.model.head_dim); !why.empty()) r_.fail(loc, field, "'" + family + "': " + why);
+        for (std::size_t j = 0; j < i; ++j)
+          if ((*formats)[j].first == family) r_.fail(loc, field, "format family '" + family + "' is listed twice");
+        p.formats.push_back(family);
+      }
+    }
     if (auto candidates = r_.strings(*m, "candidates")) {
       if (candidates->empty())
         r_.fail(r_.value_location(*m, "candidates"), "search.precision.candidates", "the list of candidates is empty");
       for (std::size_t i = 0; i < candidates->size(); ++i) {
         const auto& [text, loc] = (*candidates)[i];
         const std::string field = "search.precision.candidates[" + std::to_string(i) + "]";
-        if (!parse_pair(text))
+        std::string problem;
+        const auto pair = ir::parse_precision_pair(text, &problem);
+        if (!pair)
           r_.fail(loc, field,
-                  "'" + text + "' is not a precision pair like K8V4 (K<key bits>V<value bits>, bits one of 16, 8, 4, 3, 2)");
+                  "'" + text + "' is not a precision pair (" + problem + "); a precision pair is K<key>V<value>, each side bits (16, 8, 4, 3, 2) then optionally "
+                            "t, a or c, r and g<N>, like K8V4, K4V2cr or K4trV4tr (specs/README.md)");
+        for (const ir::SideFormat& side : {pair->key, pair->value})
+          if (const std::string why = ir::side_problem(side, s_.model.head_dim); !why.empty())
+            r_.fail(loc, field, "'" + text + "': " + why);
         for (std::size_t j = 0; j < i; ++j)
           if ((*candidates)[j].first == text) r_.fail(loc, field, "candidate '" + text + "' is listed twice");
         p.candidates.push_back(text);

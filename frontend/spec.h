@@ -16,9 +16,14 @@ namespace kvc::frontend {
 // search.precision: which pass picks K/V bits, and the format options it uses.
 struct PrecisionSearch {
   std::string method = "uniform";     // none (fp16) | uniform | kvtuner
-  std::vector<std::string> candidates;  // e.g. K8V8, K4V2 ("K<bits>V<bits>"), validated; empty = the pass's ladder
+  std::vector<std::string> candidates;  // precision pairs (ir/precision.h: K8V8, K4V2cr), validated; empty = the pass's ladder
   int group = 32;                       // 8, 16, 32, 64 or 128; values use value_group(group, head_dim) (spec_limits.h)
   int residual = 128;                   // fp16 residual window, tokens; a multiple of group
+  std::uint32_t seed = 1;               // sign flips of rotated formats (the `r` of K4trV4tr)
+  // Format families the searches combine when `candidates` is empty (ir/precision.h
+  // family names: kivi, t, tr, cr, ...): every key family x value family at 8, 4, 3
+  // and 2 bits. Empty = KIVI's seven pairs.
+  std::vector<std::string> formats;
 };
 
 // search.retention: which pass picks kept tokens per layer, and the runtime policy.

@@ -29,8 +29,16 @@ void fail(const std::string& field, const std::string& message) { throw Error({}
 
 void validate_format(const QuantFormat& f, int dims, int block, const std::string& field) {
   if (!valid_bits(f.bits)) fail(field + ".bits", "bits must be 16, 8, 4, 3 or 2, got " + std::to_string(f.bits));
-  if (f.bits == 16) return;
+  if (f.bits == 16) {
+    if (f.scheme != QuantScheme::MinMax || f.rotation != Rotation::None)
+      fail(field + ".scheme", "an fp16 tensor is not coded (scheme minmax, no rotation)");
+    return;
+  }
   if (f.group <= 0) fail(field + ".group", "group must be positive, got " + std::to_string(f.group));
+  if (f.scheme != QuantScheme::MinMax && f.axis != QuantAxis::PerToken)
+    fail(field + ".scheme", std::string(to_string(f.scheme)) + " codes are per token; per-channel groups use minmax");
+  if (f.scheme == QuantScheme::LloydMax && f.bits != 2 && f.bits != 3 && f.bits != 4)
+    fail(field + ".bits", "the Lloyd-Max codebook has 2, 3 or 4 bits, got " + std::to_string(f.bits));
   if (f.axis == QuantAxis::PerChannel) {
     if (f.group != block)
       fail(field + ".group", "per-channel group " + std::to_string(f.group) + " must equal the token block " +
@@ -61,6 +69,9 @@ struct Fnv {
     add(f.bits);
     add(static_cast<int>(f.axis));
     add(f.group);
+    add(static_cast<int>(f.scheme));
+    add(static_cast<int>(f.rotation));
+    add(static_cast<std::int64_t>(f.seed));
   }
 };
 
@@ -70,6 +81,9 @@ std::string format_part(char tensor, const QuantFormat& f) {
   if (f.bits < 16) {
     s += f.axis == QuantAxis::PerChannel ? "pc" : "pt";
     s += std::to_string(f.group);
+    if (f.scheme == QuantScheme::Symmetric) s += "s";
+    if (f.scheme == QuantScheme::LloydMax) s += "lm";
+    if (f.rotation == Rotation::Hadamard) s += "h" + std::to_string(f.seed);
   }
   return s;
 }
@@ -105,16 +119,18 @@ void validate(const KernelSpec& s) {
 
 namespace {
 bool byte_code_bits(int bits) { return bits == 8 || bits == 4 || bits == 2; }
+// The int8-dot kernels read KIVI's min/scale codes of unrotated vectors.
+bool kivi_codes(const QuantFormat& f) { return f.scheme == QuantScheme::MinMax && f.rotation == Rotation::None; }
 }  // namespace
 
 bool int8_dot_keys(const KernelSpec& s) {
-  return byte_code_bits(s.key.bits) && s.key.axis == QuantAxis::PerChannel && !s.lowrank && s.key_dims % 4 == 0 &&
+  return byte_code_bits(s.key.bits) && kivi_codes(s.key) && s.key.axis == QuantAxis::PerChannel && !s.lowrank && s.key_dims % 4 == 0 &&
          s.token_block % 16 == 0;
 }
 
 bool int8_dot_values(const KernelSpec& s) {
   const int group_bytes = s.value.group * s.value.bits / 8;  // code bytes of one group of one token
-  return byte_code_bits(s.value.bits) && s.value.axis == QuantAxis::PerToken && !s.lowrank &&
+  return byte_code_bits(s.value.bits) && kivi_codes(s.value) && s.value.axis == QuantAxis::PerToken && !s.lowrank &&
          s.token_block % 16 == 0 && s.value.group > 0 && s.head_dim % s.value.group == 0 &&
          group_bytes > 0 && (group_bytes == 4 || group_bytes == 8 || group_bytes % 16 == 0);
 }

@@ -29,11 +29,13 @@ std::int64_t main_block_capacity(const LayerPlan& p, std::int64_t context) {
   return (rest + b - 1) / b;
 }
 
+int group_param_bytes(const QuantFormat& f) { return f.scheme == QuantScheme::MinMax ? 4 : 2; }
+
 std::int64_t section_bytes(const QuantFormat& f, int dims, int block) {
-  const std::int64_t d = dims, b = block;
+  const std::int64_t d = dims, b = block, params = group_param_bytes(f);
   if (f.bits >= 16) return b * d * 2;
-  if (f.axis == QuantAxis::PerChannel) return d * (4 + b * f.bits / 8);
-  return b * ((d / f.group) * 4 + d * f.bits / 8);
+  if (f.axis == QuantAxis::PerChannel) return d * (params + b * f.bits / 8);
+  return b * ((d / f.group) * params + d * f.bits / 8);
 }
 
 std::int64_t block_bytes(const LayerPlan& p, int head_dim) {

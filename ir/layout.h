@@ -31,13 +31,14 @@
 //   bits 16    : fp16 [B][dims], token-major.
 //   PerChannel : fp16 scale[dims], fp16 min[dims], then for each channel c the B
 //                codes of that channel packed (B*bits/8 bytes): [dims][B*bits/8].
-//   PerToken   : for each token t: fp16 scale[dims/G], fp16 min[dims/G], then the
-//                dims codes packed (dims*bits/8 bytes).
+//   PerToken   : for each token t: fp16 scale[dims/G], fp16 min[dims/G] (MinMax
+//                only: Symmetric and LloydMax store no min), then the dims codes
+//                packed (dims*bits/8 bytes).
 //   Packing: codes form a little-endian bit stream: code i occupies bits
 //   [i*bits, (i+1)*bits) counting from bit 0 of byte 0. 3-bit codes cross bytes.
-//   Quantization (KIVI asymmetric): m = min(x), s = (max(x) - m) / (2^bits - 1),
-//   both rounded to fp16 and read back as m', s'; q = clamp(nearbyint((x - m') * inv),
-//   0, 2^bits - 1) with inv = 1/s' in fp32 (0 when s' == 0); x^ = q * s' + m'.
+//   Codes of a rotated format (QuantFormat::rotation) are those of the rotated
+//   vectors; rotation changes no byte count. The quantizers' formulas are in
+//   backends/reference/quantize.h (KIVI asymmetric MinMax, Symmetric, LloydMax).
 //
 // Side data
 // ---------
@@ -57,6 +58,8 @@ int key_dims(const LayerPlan& plan, int head_dim);
 std::int64_t kept_tokens(const LayerPlan& plan, std::int64_t context);
 std::int64_t main_block_capacity(const LayerPlan& plan, std::int64_t context);
 
+// Bytes of one group's stored parameters: scale and min (MinMax), or one scale.
+int group_param_bytes(const QuantFormat& f);
 // Bytes of one tensor section of a main block of `block` tokens with `dims` channels.
 std::int64_t section_bytes(const QuantFormat& f, int dims, int block);
 // Bytes of one main block (K + V) of one KV head.

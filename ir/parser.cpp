@@ -390,7 +390,7 @@ class Parser {
     }
   }
 
-  // fp16 | fp16/<axis>/g<group> | int<bits>/<axis>/g<group>
+  // fp16 | fp16/<axis>/g<group>[/<scheme>[/<rotation>(seed=<n>)]] | int<bits>/<axis>/g<group>[...]
   QuantFormat read_quant(const std::string& field, const QuantFormat& defaults) {
     const Token t = take_word(field, "a format such as fp16 or int4/per-channel/g32");
     QuantFormat f = defaults;
@@ -412,6 +412,15 @@ class Parser {
     const Token g = take_word(field + ".group", "a group size such as g32");
     if (g.text.empty() || g.text[0] != 'g') fail(g, field + ".group", "expected a group size such as g32, found '" + g.text + "'");
     f.group = parse_int_text<int>(g, std::string_view(g.text).substr(1), field + ".group", "a group size such as g32");
+    if (!is_punct('/')) return f;
+    advance();
+    f.scheme = read_enum(field + ".scheme", {QuantScheme::MinMax, QuantScheme::Symmetric, QuantScheme::LloydMax});
+    if (!is_punct('/')) return f;
+    advance();
+    f.rotation = read_enum(field + ".rotation", {Rotation::None, Rotation::Hadamard});
+    if (!is_punct('(')) return f;
+    parse_attrs({{"seed", [&](const std::string& fld) { f.seed = read_int<std::uint32_t>(fld); }}},
+                field + ".rotation.", true);
     return f;
   }
 

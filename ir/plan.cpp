@@ -11,6 +11,21 @@ const char* to_string(DType t) {
   return "?";
 }
 const char* to_string(QuantAxis a) { return a == QuantAxis::PerChannel ? "per-channel" : "per-token"; }
+const char* to_string(QuantScheme s) {
+  switch (s) {
+    case QuantScheme::MinMax: return "minmax";
+    case QuantScheme::Symmetric: return "symmetric";
+    case QuantScheme::LloydMax: return "lloyd-max";
+  }
+  return "?";
+}
+const char* to_string(Rotation r) {
+  switch (r) {
+    case Rotation::None: return "none";
+    case Rotation::Hadamard: return "hadamard";
+  }
+  return "?";
+}
 const char* to_string(RetentionPolicy p) {
   switch (p) {
     case RetentionPolicy::Full: return "full";

@@ -6,8 +6,10 @@
 // cache is stored:
 //
 //   * precision  - K and V separately: bits (16 = uncompressed fp16; 8/4/3/2 =
-//                  asymmetric min/scale codes), the axis a quantization group runs
-//                  along and the group size (KIVI: keys per channel, values per token);
+//                  codes), the axis a quantization group runs along, the group
+//                  size, how codes map back to numbers (KIVI's min/scale, one
+//                  symmetric scale, or a Lloyd-Max codebook) and whether the
+//                  vectors are rotated (randomized Hadamard) before they are coded;
 //   * residual   - how many of the newest tokens stay in fp16 before they are
 //                  quantized (see ir/layout.h for the exact token partition);
 //   * retention  - how many tokens the layer keeps and which (policy + parameters);
@@ -48,10 +50,31 @@ enum class BasisSource : std::uint8_t {
   Calibrated,  // fixed from calibration statistics and shipped with the plan
 };
 
+// How a group's codes map back to numbers (exact formulas: backends/reference/quantize.h).
+//   MinMax:    fp16 scale and minimum per group, x^ = q * s + m (KIVI, asymmetric).
+//   Symmetric: one fp16 scale per group, x^ = (q - (2^bits - 1) / 2) * s: every
+//              level is used and they sit symmetrically around 0.
+//   LloydMax:  one fp16 scale per group (the group's RMS), x^ = level[q] * s with
+//              the Lloyd-Max levels of a unit Gaussian (2, 3 or 4 bits): the
+//              distortion-optimal scalar code for the near-Gaussian coordinates of
+//              a rotated vector.
+enum class QuantScheme : std::uint8_t { MinMax, Symmetric, LloydMax };
+
+// What is applied to each token's head vector before it is coded.
+//   Hadamard: x -> H D x / sqrt(n) per block of n channels (n = the largest power
+//             of two dividing the coded dims), D = diag(+-1) drawn from `seed`
+//             (backends/reference/rotation.h). Orthogonal, so scores and outputs
+//             are unchanged in exact arithmetic; it spreads outlier channels over
+//             the block so one scale per token fits every coordinate.
+enum class Rotation : std::uint8_t { None, Hadamard };
+
 struct QuantFormat {
   int bits = 16;  // 16, 8, 4, 3 or 2
   QuantAxis axis = QuantAxis::PerChannel;
-  int group = 32;  // tokens (PerChannel) or channels (PerToken) per scale/min pair
+  int group = 32;  // tokens (PerChannel) or channels (PerToken) per scale (and min)
+  QuantScheme scheme = QuantScheme::MinMax;
+  Rotation rotation = Rotation::None;
+  std::uint32_t seed = 0;  // Hadamard's sign flips (0 without rotation)
   bool operator==(const QuantFormat&) const = default;
 };
 
@@ -112,6 +135,8 @@ struct Module {
 // Names used by the text form, the spec and reports.
 const char* to_string(DType);
 const char* to_string(QuantAxis);
+const char* to_string(QuantScheme);
+const char* to_string(Rotation);
 const char* to_string(RetentionPolicy);
 const char* to_string(BasisSharing);
 const char* to_string(BasisSource);

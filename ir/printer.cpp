@@ -40,10 +40,17 @@ std::string name_of(Enum e, const char* field) {
   return name;
 }
 
-std::string format_quant(const QuantFormat& f, const QuantFormat& defaults, const char* field) {
-  if (f.bits == 16 && f.axis == defaults.axis && f.group == defaults.group) return "fp16";
+// int4/per-channel/g32 for KIVI's min/scale codes; other schemes add /<scheme>, and
+// a rotation /hadamard(seed=<n>), so every plan of KIVI formats prints as it always has.
+std::string format_quant(const QuantFormat& f, const QuantFormat& defaults, const std::string& field) {
+  const bool plain = f.scheme == QuantScheme::MinMax && f.rotation == Rotation::None && f.seed == 0;
+  if (f.bits == 16 && f.axis == defaults.axis && f.group == defaults.group && plain) return "fp16";
   std::string out = f.bits == 16 ? "fp16" : "int" + std::to_string(f.bits);
-  out += "/" + name_of(f.axis, field) + "/g" + std::to_string(f.group);
+  out += "/" + name_of(f.axis, (field + ".axis").c_str()) + "/g" + std::to_string(f.group);
+  if (plain) return out;
+  out += "/" + name_of(f.scheme, (field + ".scheme").c_str());
+  if (f.rotation != Rotation::None || f.seed != 0)
+    out += "/" + name_of(f.rotation, (field + ".rotation").c_str()) + "(seed=" + std::to_string(f.seed) + ")";
   return out;
 }
 
@@ -152,8 +159,8 @@ std::string quote_string(std::string_view s) {
 std::string print_layer(const LayerPlan& p) {
   const LayerPlan defaults;
   std::string out = "layer " + std::to_string(p.index) + ":";
-  out += " k=" + format_quant(p.key, defaults.key, "k.axis");
-  out += " v=" + format_quant(p.value, defaults.value, "v.axis");
+  out += " k=" + format_quant(p.key, defaults.key, "k");
+  out += " v=" + format_quant(p.value, defaults.value, "v");
   out += " residual=" + std::to_string(p.residual);
   out += " keep=" + format_retention(p.retention);
   out += " rank=" + format_lowrank(p.lowrank);

@@ -15,6 +15,8 @@ bool is_named(RetentionPolicy v) { return std::string_view(to_string(v)) != "?";
 bool is_named(BasisSharing v) { return std::string_view(to_string(v)) != "?"; }
 bool is_named(QuantAxis v) { return v == QuantAxis::PerChannel || v == QuantAxis::PerToken; }
 bool is_named(BasisSource v) { return v == BasisSource::Prefill || v == BasisSource::Calibrated; }
+bool is_named(QuantScheme v) { return std::string_view(to_string(v)) != "?"; }
+bool is_named(Rotation v) { return std::string_view(to_string(v)) != "?"; }
 
 bool valid_bits(int bits) { return bits == 16 || bits == 8 || bits == 4 || bits == 3 || bits == 2; }
 bool valid_group(int g) { return g == 8 || g == 16 || g == 32 || g == 64 || g == 128; }
@@ -79,16 +81,21 @@ class Checker {
     if (m_.budget_bytes < 0) report(-1, "budget.bytes", std::to_string(m_.budget_bytes) + ": must be >= 0");
   }
 
-  void check_quant(int layer, const char* name, const QuantFormat& f, int dims) {
+  void check_quant(int layer, const char* name, const QuantFormat& f, int dims, bool low_rank) {
     const std::string field(name);
     if (!valid_bits(f.bits)) {
       report(layer, field + ".bits", std::to_string(f.bits) + " is not one of 16, 8, 4, 3, 2");
       return;
     }
+    check_scheme(layer, field, f, low_rank);
     if (f.bits == 16) return;
     if (!is_named(f.axis)) report(layer, field + ".axis", "is not per-channel or per-token");
-    if (!valid_group(f.group)) {
-      report(layer, field + ".group", std::to_string(f.group) + " is not one of 8, 16, 32, 64, 128");
+    // A per-token group may also span the whole vector (one scale per token and head).
+    const bool whole_vector = f.axis == QuantAxis::PerToken && f.group == dims && dims >= 1;
+    if (!valid_group(f.group) && !whole_vector) {
+      report(layer, field + ".group",
+             std::to_string(f.group) + " is not one of 8, 16, 32, 64, 128" +
+                 (f.axis == QuantAxis::PerToken ? " or the " + std::to_string(dims) + " channels of the vector" : ""));
       return;
     }
     if (f.axis == QuantAxis::PerToken && dims >= 1 && dims % f.group != 0) {
@@ -96,6 +103,26 @@ class Checker {
              "per-token group " + std::to_string(f.group) + " does not divide the " + std::to_string(dims) +
                  " channels it groups");
     }
+  }
+
+  // Scheme and rotation: what the reference quantizers and the rotation define.
+  void check_scheme(int layer, const std::string& field, const QuantFormat& f, bool low_rank) {
+    if (!is_named(f.scheme)) report(layer, field + ".scheme", "is not minmax, symmetric or lloyd-max");
+    if (!is_named(f.rotation)) report(layer, field + ".rotation", "is not none or hadamard");
+    if (f.rotation == Rotation::None && f.seed != 0)
+      report(layer, field + ".rotation.seed", std::to_string(f.seed) + ": a seed without a rotation (must be 0)");
+    if (f.bits == 16) {
+      if (f.scheme != QuantScheme::MinMax || f.rotation != Rotation::None)
+        report(layer, field + ".scheme", "an fp16 tensor is not coded: scheme minmax and no rotation");
+      return;
+    }
+    if (f.scheme != QuantScheme::MinMax && f.axis != QuantAxis::PerToken)
+      report(layer, field + ".scheme",
+             std::string(to_string(f.scheme)) + " codes are per token; per-channel groups use minmax (KIVI)");
+    if (f.scheme == QuantScheme::LloydMax && f.bits != 2 && f.bits != 3 && f.bits != 4)
+      report(layer, field + ".bits", std::to_string(f.bits) + ": the Lloyd-Max codebook has 2, 3 or 4 bits");
+    if (f.rotation == Rotation::Hadamard && low_rank)
+      report(layer, field + ".rotation", "low-rank key coefficients are not rotated (rotate full-rank keys only)");
   }
 
   void check_layer(int i) {
@@ -136,8 +163,8 @@ class Checker {
     }
 
     const int kdims = rank_ok && head_dim >= 1 ? key_dims(p, head_dim) : 0;
-    check_quant(i, "k", p.key, kdims);
-    check_quant(i, "v", p.value, head_dim);
+    check_quant(i, "k", p.key, kdims, lr.rank > 0);
+    check_quant(i, "v", p.value, head_dim, false);
 
     const bool k_channel = p.key.bits < 16 && p.key.axis == QuantAxis::PerChannel;
     const bool v_channel = p.value.bits < 16 && p.value.axis == QuantAxis::PerChannel;

@@ -8,7 +8,7 @@ std::vector<std::pair<ir::RetentionPolicy, std::int64_t>> uniform_retention_sett
     const ir::Module& m, const frontend::SearchOptions& options, ir::RetentionPolicy policy) {
   std::vector<std::pair<ir::RetentionPolicy, std::int64_t>> out = {{ir::RetentionPolicy::Full, 0}};
   if (m.layers.empty()) return out;
-  const ir::LayerPlan quantized = make_layer_plan(m, 0, LayerChoice{2, 2}, options);
+  const ir::LayerPlan quantized = make_layer_plan(m, 0, LayerChoice{ir::kivi_pair(2, 2)}, options);
   for (std::int64_t keep : keep_levels(m, quantized)) out.emplace_back(policy, keep);
   return out;
 }

@@ -28,9 +28,9 @@ std::optional<double> parse_number(const std::string& text) {
   return std::nullopt;
 }
 
-ir::LayerPlan cake_layer(const ir::Module& m, int layer, std::pair<int, int> precision, std::int64_t keep,
+ir::LayerPlan cake_layer(const ir::Module& m, int layer, PrecisionPair precision, std::int64_t keep,
                          double gamma, const frontend::SearchOptions& options) {
-  LayerChoice choice{precision.first, precision.second, ir::RetentionPolicy::Full, 0, 0};
+  LayerChoice choice{precision, ir::RetentionPolicy::Full, 0, 0};
   if (keep < m.workload.context) {
     choice.policy = ir::RetentionPolicy::CAKE;
     choice.keep = keep;
@@ -50,7 +50,7 @@ CakeOptions parse_cake_argument(const std::string& argument) {
   auto fail = [&](const std::string& why) { throw Error({}, "pipeline", "cake<" + argument + ">: " + why); };
   for (const std::string& item : split_list(argument)) {
     if (auto pair = parse_precision_pair(item)) {
-      out.precision = std::make_pair(pair->key_bits, pair->value_bits);
+      out.precision = *pair;
       continue;
     }
     const auto eq = item.find('=');
@@ -94,7 +94,7 @@ std::vector<double> cake_layer_preferences(const calibration::CalibrationStats& 
 }
 
 std::optional<CakeAllocation> allocate_cake_retention(ir::Module& m, const std::vector<double>& preferences,
-                                                      std::pair<int, int> precision, double gamma,
+                                                      PrecisionPair precision, double gamma,
                                                       const frontend::SearchOptions& options) {
   const int L = m.model.layers;
   const std::int64_t context = m.workload.context;
@@ -180,13 +180,13 @@ void CakePass::run(ir::Module& m, PassContext& ctx) {
   const auto& stats = require_calibration_stats(ctx, m, "cake");
   const double gamma =
       options_.gamma ? *options_.gamma : (ctx.search.retention.gamma > 0 ? ctx.search.retention.gamma : kCakeDefaultGamma);
-  const std::vector<std::pair<int, int>> pairs = uniform_precisions_to_try(options_.precision, ctx.search.precision);
+  const std::vector<PrecisionPair> pairs = uniform_precisions_to_try(options_.precision, ctx.search.precision);
 
   auto temperatures = [](std::optional<double> fixed) {
     return fixed ? std::vector<double>{*fixed} : std::vector<double>(std::begin(kTauGrid), std::end(kTauGrid));
   };
   struct Candidate {
-    std::pair<int, int> precision;
+    PrecisionPair precision;
     double tau1, tau2;
   };
   std::vector<Candidate> candidates;
@@ -229,7 +229,7 @@ void CakePass::run(ir::Module& m, PassContext& ctx) {
 
   std::ostringstream note;
   const Candidate& chosen = best->candidate;
-  note << "cake: " << PrecisionPair{chosen.precision.first, chosen.precision.second}.name()
+  note << "cake: " << chosen.precision.name()
        << " on every layer, CAKE eviction (gamma " << gamma << ", tau1 " << chosen.tau1
        << (options_.tau1 ? "" : " tuned") << ", tau2 " << chosen.tau2 << (options_.tau2 ? "" : " tuned")
        << "); preference";

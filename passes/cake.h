@@ -34,13 +34,14 @@
 #include <string>
 #include <vector>
 
+#include "ir/precision.h"
 #include "stats/stats.h"
 #include "passes/pass.h"
 
 namespace kvc::passes {
 
 struct CakeOptions {
-  std::optional<std::pair<int, int>> precision;  // nullopt = choose
+  std::optional<ir::PrecisionPair> precision;  // nullopt = choose
   std::optional<double> tau1;  // nullopt = tuned over kTauGrid
   std::optional<double> tau2;
   std::optional<double> gamma;  // nullopt = the spec's, or 200 when that is 0
@@ -62,7 +63,7 @@ struct CakeAllocation {
 // with `gamma`) in proportion to `preferences`; nullopt when even each layer's
 // smallest legal budget does not fit. Writes the plan into `m` when it fits.
 std::optional<CakeAllocation> allocate_cake_retention(ir::Module& m, const std::vector<double>& preferences,
-                                                      std::pair<int, int> precision, double gamma,
+                                                      ir::PrecisionPair precision, double gamma,
                                                       const frontend::SearchOptions& options);
 
 class CakePass final : public Pass {

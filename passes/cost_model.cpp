@@ -28,21 +28,30 @@ void check_layer(const calibration::CalibrationStats& s, int layer) {
                 std::to_string(layers_of(s)) + " layers");
 }
 
-// Index of `bits` in the stats' measured bits; 16 reads as the most precise
-// measured width (its error is the closest measured stand-in for "nothing lost").
-int bits_index(const calibration::CalibrationStats& s, int bits) {
-  const auto& measured = s.meta.bits;
-  if (measured.empty()) throw Error("calibration stats measured no quantization bits");
-  if (bits >= 16) return static_cast<int>(std::max_element(measured.begin(), measured.end()) - measured.begin());
-  for (std::size_t i = 0; i < measured.size(); ++i)
-    if (measured[i] == bits) return static_cast<int>(i);
-  throw Error("cost model: " + std::to_string(bits) + "-bit quantization was not measured by `kvc calibrate` (bits: " +
-              [&] {
-                std::string all;
-                for (int b : measured) all += (all.empty() ? "" : ",") + std::to_string(b);
-                return all;
-              }() +
-              ")");
+// Index of `side` in the stats' measured key (or value) formats; fp16 reads as the
+// most precise measured KIVI format (the closest measured stand-in for "nothing lost").
+int format_index(const calibration::CalibrationStats& s, const ir::SideFormat& side, bool key) {
+  const auto& measured = key ? s.meta.key_formats : s.meta.value_formats;
+  if (measured.empty()) throw Error("calibration stats measured no quantization formats");
+  int best = -1;
+  for (std::size_t i = 0; i < measured.size(); ++i) {
+    if (side.bits < 16 && measured[i] == side) return static_cast<int>(i);
+    const bool kivi = measured[i].quantizer == ir::Quantizer::Kivi && !measured[i].rotated;
+    if (side.bits >= 16 && kivi && (best < 0 || measured[i].bits > measured[static_cast<std::size_t>(best)].bits))
+      best = static_cast<int>(i);
+  }
+  if (best >= 0) return best;
+  std::string all;
+  for (const auto& f : measured) all += (all.empty() ? "" : ", ") + f.name();
+  throw Error("cost model: " + std::string(key ? "key" : "value") + " format " + side.name() +
+              " was not measured by `kvc calibrate` (" + (key ? "key" : "value") + " formats: " + all + ")");
+}
+
+std::int64_t key_formats_of(const calibration::CalibrationStats& s) {
+  return static_cast<std::int64_t>(s.meta.key_formats.size());
+}
+std::int64_t value_formats_of(const calibration::CalibrationStats& s) {
+  return static_cast<std::int64_t>(s.meta.value_formats.size());
 }
 
 int policy_column(ir::RetentionPolicy p) {
@@ -64,13 +73,13 @@ double head_mean(const calibration::StatsTensor& t, std::size_t layer_offset, st
 
 }  // namespace
 
-double predicted_quant_error(const calibration::CalibrationStats& s, int layer, int key_bits, int value_bits) {
+double predicted_quant_error(const calibration::CalibrationStats& s, int layer, const ir::PrecisionPair& pair) {
   check_layer(s, layer);
-  if (key_bits >= 16 && value_bits >= 16) return 0.0;
-  const std::int64_t L = layers_of(s), H = heads_of(s), B = static_cast<std::int64_t>(s.meta.bits.size());
-  const auto& t = s.tensor("quant_output_error_mean", {L, H, B, B});
-  const int k = bits_index(s, key_bits), v = bits_index(s, value_bits);
-  return head_mean(t, static_cast<std::size_t>(((layer * H) * B + k) * B + v), static_cast<std::size_t>(B * B), H);
+  if (!pair.compressed()) return 0.0;
+  const std::int64_t L = layers_of(s), H = heads_of(s), FK = key_formats_of(s), FV = value_formats_of(s);
+  const auto& t = s.tensor("quant_output_error_mean", {L, H, FK, FV});
+  const int k = format_index(s, pair.key, true), v = format_index(s, pair.value, false);
+  return head_mean(t, static_cast<std::size_t>(((layer * H) * FK + k) * FV + v), static_cast<std::size_t>(FK * FV), H);
 }
 
 double predicted_retention_error(const calibration::CalibrationStats& s, int layer, ir::RetentionPolicy policy,
@@ -103,17 +112,17 @@ namespace {
 // How much relative output error one unit of relative key error makes in `layer`:
 // measured on quantized keys with the most precise values, so V adds ~nothing.
 double key_to_output_gain(const calibration::CalibrationStats& s, int layer) {
-  const std::int64_t L = layers_of(s), H = heads_of(s), B = static_cast<std::int64_t>(s.meta.bits.size());
-  const auto& out = s.tensor("quant_output_error_mean", {L, H, B, B});
-  const auto& key = s.tensor("quant_key_error", {L, H, B});
-  const int v = bits_index(s, 16);
+  const std::int64_t L = layers_of(s), H = heads_of(s), FK = key_formats_of(s), FV = value_formats_of(s);
+  const auto& out = s.tensor("quant_output_error_mean", {L, H, FK, FV});
+  const auto& key = s.tensor("quant_key_error", {L, H, FK});
+  const int v = format_index(s, ir::SideFormat{}, false);
   double sum = 0;
   int n = 0;
-  for (std::int64_t k = 0; k < B; ++k) {
+  for (std::int64_t k = 0; k < FK; ++k) {
     for (std::int64_t h = 0; h < H; ++h) {
-      const double ke = key.data[(layer * H + h) * B + k];
+      const double ke = key.data[(layer * H + h) * FK + k];
       if (ke <= 1e-9) continue;
-      sum += out.data[((layer * H + h) * B + k) * B + v] / ke;
+      sum += out.data[((layer * H + h) * FK + k) * FV + v] / ke;
       ++n;
     }
   }
@@ -171,9 +180,9 @@ bool has_end_to_end_calibration(const calibration::CalibrationStats& s) {
 double layer_sensitivity(const calibration::CalibrationStats& s, int layer) {
   double sum = 0;
   int n = 0;
-  for (int k : s.meta.bits)
-    for (int v : s.meta.bits) {
-      sum += predicted_quant_error(s, layer, k, v);
+  for (const ir::SideFormat& k : s.meta.key_formats)
+    for (const ir::SideFormat& v : s.meta.value_formats) {
+      sum += predicted_quant_error(s, layer, ir::PrecisionPair{k, v});
       ++n;
     }
   return n > 0 ? sum / n : 0.0;
@@ -222,27 +231,36 @@ double interpolate_drop_curve(const std::vector<double>& xs, const std::vector<d
   return 0.0;
 }
 
-double e2e_quant_kl(const calibration::CalibrationStats& s, const calibration::StatsTensor& t, int key_bits,
-                    int value_bits) {
+// The pair of row `r` of e2e_quant_kl (sides as ir::side_code numbers).
+std::optional<ir::PrecisionPair> probe_pair(const calibration::StatsTensor& t, std::int64_t r) {
+  const auto k = ir::side_from_code(static_cast<int>(t.data[r * 3]));
+  const auto v = ir::side_from_code(static_cast<int>(t.data[r * 3 + 1]));
+  if (!k || !v) return std::nullopt;
+  return ir::PrecisionPair{*k, *v};
+}
+
+double e2e_quant_kl(const calibration::CalibrationStats& s, const calibration::StatsTensor& t,
+                    const ir::PrecisionPair& pair) {
   const std::int64_t rows = t.shape.at(0);
   double log_ratio = 0;
   int n = 0;
-  auto proxy_sum = [&](int k, int v) {
+  auto proxy_sum = [&](const ir::PrecisionPair& q) {
     double sum = 0;
-    for (int l = 0; l < layers_of(s); ++l) sum += std::pow(predicted_quant_error(s, l, k, v), 2);
+    for (int l = 0; l < layers_of(s); ++l) sum += std::pow(predicted_quant_error(s, l, q), 2);
     return sum;
   };
   for (std::int64_t r = 0; r < rows; ++r) {
-    const int k = static_cast<int>(t.data[r * 3]), v = static_cast<int>(t.data[r * 3 + 1]);
-    if (k == key_bits && v == value_bits) return t.data[r * 3 + 2];
-    const double p = proxy_sum(k, v);
+    const auto probed = probe_pair(t, r);
+    if (!probed) continue;
+    if (*probed == pair) return t.data[r * 3 + 2];
+    const double p = proxy_sum(*probed);
     if (p > 0 && t.data[r * 3 + 2] > 0) {
       log_ratio += std::log(t.data[r * 3 + 2] / p);
       ++n;
     }
   }
   // An unprobed pair: its proxy scaled by the probed pairs' geometric-mean KL/proxy.
-  return n > 0 ? std::exp(log_ratio / n) * proxy_sum(key_bits, value_bits) : proxy_sum(key_bits, value_bits);
+  return n > 0 ? std::exp(log_ratio / n) * proxy_sum(pair) : proxy_sum(pair);
 }
 
 // The retention curve of `column` (policy) as a kept-fraction -> KL line. fp16 layers
@@ -250,7 +268,7 @@ double e2e_quant_kl(const calibration::CalibrationStats& s, const calibration::S
 // an fp16 tail) read the row of e2e_retention_quantized_kl measured at their own
 // precision pair (the KL eviction adds on top of that pair), or, for a pair that was
 // not probed (and fp16 low-rank layers), the worst probed row at that point.
-double e2e_retention_kl(const calibration::CalibrationStats& s, bool quantized, int key_bits, int value_bits,
+double e2e_retention_kl(const calibration::CalibrationStats& s, bool quantized, const ir::PrecisionPair& pair,
                         int column, double kept_ratio) {
   const auto& t = *find_tensor(s, quantized ? "e2e_retention_quantized_kl" : "e2e_retention_kl");
   const auto& ratios_t = *find_tensor(s, quantized ? "e2e_keep_ratios_quantized" : "e2e_keep_ratios");
@@ -264,11 +282,13 @@ double e2e_retention_kl(const calibration::CalibrationStats& s, bool quantized, 
   if (!quantized) return curve(0);
   const auto& pairs = *find_tensor(s, "e2e_quant_kl");
   const std::int64_t rows = pairs.shape.at(0);
+  // NaN rows were not measured (format families' pairs): they read the worst measured row.
+  auto measured = [&](std::int64_t row) { return !std::isnan(t.data[(row * kPolicies + column) * R]); };
   for (std::int64_t q = 0; q < rows; ++q)
-    if (static_cast<int>(pairs.data[q * 3]) == key_bits && static_cast<int>(pairs.data[q * 3 + 1]) == value_bits)
-      return curve(q);
+    if (probe_pair(pairs, q) == pair && measured(q)) return curve(q);
   double worst = 0;
-  for (std::int64_t q = 0; q < rows; ++q) worst = std::max(worst, curve(q));
+  for (std::int64_t q = 0; q < rows; ++q)
+    if (measured(q)) worst = std::max(worst, curve(q));
   return worst;
 }
 
@@ -291,7 +311,8 @@ double e2e_kl_ceiling(const calibration::CalibrationStats& s) {
   const auto& q = *find_tensor(s, "e2e_retention_quantized_kl");
   const std::int64_t per_pair = q.shape.at(1) * q.shape.at(2);
   for (std::int64_t r = 0; r < q.shape.at(0); ++r)
-    for (std::int64_t i = 0; i < per_pair; ++i) top = std::max<double>(top, q.data[r * per_pair + i] + quant.data[r * 3 + 2]);
+    for (std::int64_t i = 0; i < per_pair; ++i)
+      if (!std::isnan(q.data[r * per_pair + i])) top = std::max<double>(top, q.data[r * per_pair + i] + quant.data[r * 3 + 2]);
   const auto& rank = *find_tensor(s, "e2e_rank_kl");
   for (std::int64_t r = 0; r < rank.shape.at(0); ++r) top = std::max<double>(top, rank.data[r * 2 + 1]);
   return top > 0 ? 1.25 * top : 1.0;
@@ -339,23 +360,24 @@ class EndToEndPrices {
       : s_(s), ceiling_(e2e_kl_ceiling(s)), quant_(*find_tensor(s, "e2e_quant_kl")), rank_(*find_tensor(s, "e2e_rank_kl")) {}
 
   double ceiling() const { return ceiling_; }
-  double quant_kl(int k, int v) {
-    return memo(quant_kl_, {k, v, 0, 0.0}, [&] { return e2e_quant_kl(s_, quant_, k, v); });
+  double quant_kl(const ir::PrecisionPair& p) {
+    return memo(quant_kl_, {ir::side_code(p.key), ir::side_code(p.value), 0, 0.0}, [&] { return e2e_quant_kl(s_, quant_, p); });
   }
-  double quant_share(int layer, int k, int v) {
-    auto it = quant_share_.find({k, v});
+  double quant_share(int layer, const ir::PrecisionPair& p) {
+    auto it = quant_share_.find(p);
     if (it == quant_share_.end()) {
       // Each layer's share of the pair's uniform KL: its squared proxy error (the
       // per-layer stats) over the sum of all layers'.
       std::vector<double> squared(static_cast<std::size_t>(layers_of(s_)));
-      for (int l = 0; l < layers_of(s_); ++l) squared[l] = std::pow(predicted_quant_error(s_, l, k, v), 2);
-      it = quant_share_.emplace(std::make_pair(k, v), normalized_shares(std::move(squared))).first;
+      for (int l = 0; l < layers_of(s_); ++l) squared[l] = std::pow(predicted_quant_error(s_, l, p), 2);
+      it = quant_share_.emplace(p, normalized_shares(std::move(squared))).first;
     }
     return it->second[static_cast<std::size_t>(layer)];
   }
-  double retention_added(bool blocked, int k, int v, int column, double ratio) {
-    return memo(added_, {blocked ? k : 16, blocked ? v : 16, column + (blocked ? kPolicies : 0), ratio},
-                [&] { return e2e_retention_kl(s_, blocked, k, v, column, ratio); });
+  double retention_added(bool blocked, const ir::PrecisionPair& p, int column, double ratio) {
+    const ir::PrecisionPair read = blocked ? p : ir::PrecisionPair{};
+    return memo(added_, {ir::side_code(read.key), ir::side_code(read.value), column + (blocked ? kPolicies : 0), ratio},
+                [&] { return e2e_retention_kl(s_, blocked, read, column, ratio); });
   }
   double retention_share(int layer, int column, double ratio) {
     auto it = retention_share_.find({column, ratio});
@@ -383,14 +405,20 @@ class EndToEndPrices {
   const calibration::StatsTensor& quant_;
   const calibration::StatsTensor& rank_;
   std::map<Key, double> quant_kl_, added_, rank_kl_;
-  std::map<std::pair<int, int>, std::vector<double>> quant_share_;
+  std::map<ir::PrecisionPair, std::vector<double>> quant_share_;
   std::map<std::pair<int, double>, std::vector<double>> retention_share_;
 };
+
+// The precision pair a layer plan stores (the inverse of make_layer_plan's formats).
+ir::PrecisionPair plan_pair(const ir::LayerPlan& p, int head_dim) {
+  return {ir::key_side(p.key, ir::key_dims(p, head_dim)), ir::value_side(p.value, head_dim)};
+}
 
 // `prices` is null when the stats carry no end-to-end probes (the proxy model).
 LayerErrorBreakdown layer_error(const ir::Module& m, const calibration::CalibrationStats& s, int layer,
                                 const ir::LayerPlan& p, const ErrorModel& model, EndToEndPrices* prices) {
   LayerErrorBreakdown b;
+  const ir::PrecisionPair pair = plan_pair(p, m.model.head_dim);
   const bool retains = p.retention.policy != ir::RetentionPolicy::Full && m.workload.context > 0;
   const bool low_rank = p.lowrank.sharing != ir::BasisSharing::None;
   const std::int64_t kept = retains ? ir::kept_tokens(p, m.workload.context) : m.workload.context;
@@ -398,16 +426,15 @@ LayerErrorBreakdown layer_error(const ir::Module& m, const calibration::Calibrat
   if (prices) {
     // Damage units: the uniform setting's measured KL, unsaturated, times this layer's share of it.
     const double ceiling = prices->ceiling();
-    const bool quantized = p.key.bits < 16 || p.value.bits < 16;
-    const double quant_kl = quantized ? prices->quant_kl(p.key.bits, p.value.bits) : 0.0;
-    if (quantized) b.quant = unsaturate(quant_kl, ceiling) * prices->quant_share(layer, p.key.bits, p.value.bits);
+    const double quant_kl = pair.compressed() ? prices->quant_kl(pair) : 0.0;
+    if (pair.compressed()) b.quant = unsaturate(quant_kl, ceiling) * prices->quant_share(layer, pair);
     if (retains) {
       const double ratio = static_cast<double>(kept) / static_cast<double>(m.workload.context);
       // A layer with an fp16 tail and token blocks (quantized or low-rank) evicts whole blocks.
       const bool blocked = ir::tail_capacity(p) > 0;
       const int column = policy_column(p.retention.policy);
       // What eviction adds on top of the layer's precision, measured with that precision.
-      const double added = prices->retention_added(blocked, p.key.bits, p.value.bits, column, ratio);
+      const double added = prices->retention_added(blocked, pair, column, ratio);
       b.retention = (unsaturate(quant_kl + added, ceiling) - unsaturate(quant_kl, ceiling)) *
                     prices->retention_share(layer, column, ratio);
     }
@@ -416,7 +443,7 @@ LayerErrorBreakdown layer_error(const ir::Module& m, const calibration::Calibrat
     b.total = b.weight * (b.quant + b.retention + b.rank);
     return b;
   }
-  b.quant = predicted_quant_error(s, layer, p.key.bits, p.value.bits);
+  b.quant = predicted_quant_error(s, layer, pair);
   if (retains) b.retention = predicted_retention_error(s, layer, p.retention.policy, stats_ratio);
   if (low_rank) b.rank = predicted_rank_error(s, layer, p.lowrank.rank);
   b.weight = model.weight(layer);
@@ -440,7 +467,7 @@ PlanErrorPrediction predict_plan_error(const ir::Module& plan, const calibration
 }
 
 std::string describe(const LayerChoice& c) {
-  std::string s = PrecisionPair{c.key_bits, c.value_bits}.name();
+  std::string s = c.pair.name();
   if (c.policy != ir::RetentionPolicy::Full) {
     s += ' ';
     s += ir::to_string(c.policy);
@@ -461,7 +488,7 @@ ir::LayerPlan make_layer_plan(const ir::Module& m, int layer, const LayerChoice&
   one.model = m.model;
   one.workload = m.workload;
   one.layers = {m.layers.at(layer)};
-  apply_uniform_precision(one, PrecisionPair{c.key_bits, c.value_bits}, options.precision);
+  apply_uniform_precision(one, c.pair, options.precision);
   ir::LayerPlan p = one.layers.front();
   p.index = layer;
   if (c.rank > 0) {
@@ -476,18 +503,32 @@ ir::LayerPlan make_layer_plan(const ir::Module& m, int layer, const LayerChoice&
   return p;
 }
 
-std::vector<std::pair<int, int>> precision_candidates(const frontend::PrecisionSearch& options) {
-  std::vector<std::pair<int, int>> out;
-  if (options.candidates.empty()) return {{8, 8}, {8, 4}, {4, 8}, {4, 4}, {4, 2}, {2, 4}, {2, 2}};
+std::vector<ir::PrecisionPair> precision_candidates(const frontend::PrecisionSearch& options) {
+  std::vector<ir::PrecisionPair> out;
+  if (options.candidates.empty() && !options.formats.empty()) {
+    for (const std::string& key_family : options.formats)
+      for (const std::string& value_family : options.formats)
+        for (int kb : {8, 4, 3, 2})
+          for (int vb : {8, 4, 3, 2}) {
+            const auto key = ir::family_side(key_family, kb), value = ir::family_side(value_family, vb);
+            if (key && value) out.push_back({*key, *value});
+          }
+    return out;
+  }
+  if (options.candidates.empty()) {
+    for (auto [k, v] : std::initializer_list<std::pair<int, int>>{{8, 8}, {8, 4}, {4, 8}, {4, 4}, {4, 2}, {2, 4}, {2, 2}})
+      out.push_back(ir::kivi_pair(k, v));
+    return out;
+  }
   for (const auto& c : options.candidates)
-    if (auto p = parse_precision_pair(c)) out.emplace_back(p->key_bits, p->value_bits);
+    if (auto p = ir::parse_precision_pair(c)) out.push_back(*p);
   return out;
 }
 
-std::vector<std::pair<int, int>> uniform_precisions_to_try(const std::optional<std::pair<int, int>>& fixed,
-                                                           const frontend::PrecisionSearch& options) {
+std::vector<ir::PrecisionPair> uniform_precisions_to_try(const std::optional<ir::PrecisionPair>& fixed,
+                                                         const frontend::PrecisionSearch& options) {
   if (fixed) return {*fixed};
-  std::vector<std::pair<int, int>> pairs{{16, 16}};
+  std::vector<ir::PrecisionPair> pairs{ir::PrecisionPair{}};
   for (auto p : precision_candidates(options))
     if (std::find(pairs.begin(), pairs.end(), p) == pairs.end()) pairs.push_back(p);
   return pairs;
@@ -509,6 +550,108 @@ std::vector<std::int64_t> keep_levels(const ir::Module& m, const ir::LayerPlan& 
   return out;
 }
 
+namespace {
+
+// What decides whether one precision pair's entries can all be beaten by another's
+// in one layer (see undominated_pairs).
+struct PairProfile {
+  ir::PrecisionPair pair;
+  int block = 0, tail = 0;      // token block and tail capacity: the same kept tokens cost alike
+  std::vector<std::int64_t> block_bytes;  // at full rank, then at each candidate rank (takes_rank)
+  double error = 0;             // the layer's error keeping everything
+  double kl = 0;                // end-to-end: the pair's uniform KL
+  std::vector<double> added;    // end-to-end: eviction's added KL at every probed point
+  bool takes_rank = false;      // low-rank keys need KIVI's unrotated per-channel codes
+};
+
+bool dominates(const PairProfile& a, const PairProfile& b) {
+  if (a.block != b.block || a.tail != b.tail || (b.takes_rank && !a.takes_rank)) return false;
+  if (a.error > b.error || a.kl > b.kl) return false;
+  // Block bytes at every rank b is tried at (low rank shrinks only the key section).
+  for (std::size_t i = 0; i < b.block_bytes.size(); ++i)
+    if (a.block_bytes[i] > b.block_bytes[i]) return false;
+  for (std::size_t i = 0; i < a.added.size(); ++i)
+    if (a.added[i] > b.added[i]) return false;
+  return true;
+}
+
+// The pairs of `pairs` whose entries a search may need in `layer`. A pair P makes
+// every entry of a pair Q redundant when, in this layer, P has the same token block
+// and tail (so any kept-token count costs the same around the blocks), no larger
+// blocks, no larger error keeping everything, and - with end-to-end prices - no
+// larger uniform KL and no larger eviction curve at any probed point (and, for
+// pairs that take a low rank, no larger blocks at any candidate rank): eviction's
+// damage u(KL + added) - u(KL) grows with both (u is convex), so P's entry at every
+// (policy, keep, rank) is no larger in bytes or error than Q's. Dropping Q then
+// leaves every layer's Pareto frontier, and so the exact optimum, unchanged; it keeps
+// tables of many formats as small as KIVI's alone. Pairs a head cannot store are dropped.
+std::vector<ir::PrecisionPair> undominated_pairs(const ir::Module& m, const calibration::CalibrationStats& s, int layer,
+                                                 const std::vector<ir::PrecisionPair>& pairs,
+                                                 const std::vector<int>& ranks,
+                                                 const frontend::SearchOptions& options, const ErrorModel& model,
+                                                 EndToEndPrices* prices) {
+  const int d = m.model.head_dim;
+  std::vector<double> knots;
+  if (prices)
+    if (const auto* t = find_tensor(s, "e2e_keep_ratios_quantized")) knots.assign(t->data.begin(), t->data.end());
+  std::vector<PairProfile> profiles;
+  for (const ir::PrecisionPair& pair : pairs) {
+    if (!ir::side_problem(pair.key, d).empty() || !ir::side_problem(pair.value, d).empty()) continue;
+    PairProfile p;
+    p.pair = pair;
+    const ir::LayerPlan plan = make_layer_plan(m, layer, LayerChoice{pair}, options);
+    p.block = ir::token_block(plan);
+    p.tail = ir::tail_capacity(plan);
+    p.error = layer_error(m, s, layer, plan, model, prices).total;
+    p.takes_rank = pair.key.quantizer == ir::Quantizer::Kivi && !pair.key.rotated;
+    for (int rank : ranks) {
+      if (rank > 0 && !p.takes_rank) break;
+      ir::LayerPlan ranked = plan;
+      ranked.lowrank.rank = rank;
+      p.block_bytes.push_back(ir::block_bytes(ranked, d));
+    }
+    if (prices && pair.compressed()) {
+      p.kl = prices->quant_kl(pair);
+      for (int column = 0; column < kPolicies; ++column)
+        for (double x : knots) p.added.push_back(prices->retention_added(true, pair, column, x));
+    }
+    profiles.push_back(std::move(p));
+  }
+  std::vector<ir::PrecisionPair> out;
+  for (std::size_t i = 0; i < profiles.size(); ++i) {
+    bool dominated = false;
+    for (std::size_t j = 0; j < profiles.size() && !dominated; ++j) {
+      if (i == j || !dominates(profiles[j], profiles[i])) continue;
+      // Of two pairs that dominate each other (equal in every respect) the first stays.
+      dominated = !dominates(profiles[i], profiles[j]) || j < i;
+    }
+    if (!dominated) out.push_back(profiles[i].pair);
+  }
+  return out;
+}
+
+std::vector<int> tabulated_ranks(const ir::Module& m, const CandidateSpace& space) {
+  std::vector<int> ranks = {0};
+  for (int r : space.ranks)
+    if (r > 0 && r < m.model.head_dim) ranks.push_back(r);
+  return ranks;
+}
+
+}  // namespace
+
+std::vector<std::vector<ir::PrecisionPair>> prune_pairs(const ir::Module& m, const calibration::CalibrationStats& s,
+                                                        const frontend::SearchOptions& options,
+                                                        const CandidateSpace& space, const ErrorModel& model) {
+  calibration::check_stats_match_model(s, m.model, "calibration stats");
+  std::optional<EndToEndPrices> prices;
+  if (has_end_to_end_calibration(s)) prices.emplace(s);
+  const std::vector<int> ranks = tabulated_ranks(m, space);
+  std::vector<std::vector<ir::PrecisionPair>> out;
+  for (int l = 0; l < static_cast<int>(m.layers.size()); ++l)
+    out.push_back(undominated_pairs(m, s, l, space.pairs, ranks, options, model, prices ? &*prices : nullptr));
+  return out;
+}
+
 std::vector<std::vector<CostEntry>> build_cost_tables(const ir::Module& m, const calibration::CalibrationStats& s,
                                                       const frontend::SearchOptions& options,
                                                       const CandidateSpace& space, const ErrorModel& model) {
@@ -520,19 +663,23 @@ std::vector<std::vector<CostEntry>> build_cost_tables(const ir::Module& m, const
   std::vector<ir::RetentionPolicy> policies = {ir::RetentionPolicy::Full};
   for (auto p : space.policies)
     if (p != ir::RetentionPolicy::Full) policies.push_back(p);
-  std::vector<int> ranks = {0};
-  for (int r : space.ranks)
-    if (r > 0 && r < m.model.head_dim) ranks.push_back(r);
+  const std::vector<int> ranks = tabulated_ranks(m, space);
   for (std::size_t l = 0; l < m.layers.size(); ++l) {
     const int layer = static_cast<int>(l);
     const ir::LayerPlan original = scratch.layers[l];
-    for (const auto& [kb, vb] : space.pairs) {
+    const std::vector<ir::PrecisionPair> pairs =
+        space.layer_pairs.empty()
+            ? undominated_pairs(m, s, layer, space.pairs, ranks, options, model, prices ? &*prices : nullptr)
+            : space.layer_pairs.at(l);
+    for (const ir::PrecisionPair& pair : pairs) {
       for (int rank : ranks) {
+        // Low-rank keys are coefficients in a basis: only KIVI's per-channel codes store them.
+        if (rank > 0 && (pair.key.quantizer != ir::Quantizer::Kivi || pair.key.rotated)) continue;
         for (auto policy : policies) {
           std::vector<std::int64_t> keeps = {0};
           if (policy != ir::RetentionPolicy::Full) keeps = space.keeps;
           for (std::int64_t keep : keeps) {
-            LayerChoice c{kb, vb, policy, keep, rank};
+            LayerChoice c{pair, policy, keep, rank};
             ir::LayerPlan p = make_layer_plan(m, layer, c, options);
             if (policy != ir::RetentionPolicy::Full && keep < std::max(1, ir::tail_capacity(p))) continue;
             scratch.layers[l] = p;

@@ -87,6 +87,7 @@
 #include "stats/stats.h"
 #include "frontend/spec.h"
 #include "ir/plan.h"
+#include "ir/precision.h"
 
 namespace kvc::passes {
 
@@ -124,7 +125,7 @@ PlanErrorPrediction predict_plan_error(const ir::Module& plan, const calibration
 bool has_end_to_end_calibration(const calibration::CalibrationStats& stats);
 
 // The knob-level primitives (layer l, averaged over KV heads).
-double predicted_quant_error(const calibration::CalibrationStats& stats, int layer, int key_bits, int value_bits);
+double predicted_quant_error(const calibration::CalibrationStats& stats, int layer, const ir::PrecisionPair& pair);
 double predicted_retention_error(const calibration::CalibrationStats& stats, int layer, ir::RetentionPolicy policy,
                                  double keep_ratio);
 double predicted_rank_error(const calibration::CalibrationStats& stats, int layer, int rank);
@@ -136,14 +137,13 @@ double layer_sensitivity(const calibration::CalibrationStats& stats, int layer);
 
 // One layer's setting of every knob.
 struct LayerChoice {
-  int key_bits = 16;
-  int value_bits = 16;
+  ir::PrecisionPair pair;  // fp16 by default
   ir::RetentionPolicy policy = ir::RetentionPolicy::Full;
   std::int64_t keep = 0;  // tokens kept (0 with Full)
   int rank = 0;           // per KV head, 0 = full head_dim
   bool operator==(const LayerChoice&) const = default;
 };
-std::string describe(const LayerChoice& choice);  // "K4V2 snapkv keep 96 rank 4"
+std::string describe(const LayerChoice& choice);  // "K4V2 snapkv keep 96 rank 4", "K4V2cr"
 
 // The LayerPlan a choice makes for `layer` of `m`, with the spec's group, residual,
 // retention parameters (sink, window, pool, gamma) and basis source.
@@ -152,19 +152,31 @@ ir::LayerPlan make_layer_plan(const ir::Module& m, int layer, const LayerChoice&
 
 // What a search may choose from, for every layer alike.
 struct CandidateSpace {
-  std::vector<std::pair<int, int>> pairs;          // (K bits, V bits); (16,16) = fp16
+  std::vector<ir::PrecisionPair> pairs;            // fp16 is K16V16
   std::vector<ir::RetentionPolicy> policies;       // Full is always a candidate (keep = 0)
   std::vector<std::int64_t> keeps;                 // token budgets tried with each policy
   std::vector<int> ranks;                          // 0 = full head_dim is always tried
+  // Per layer, the pairs worth tabulating (prune_pairs); empty = prune `pairs` anew.
+  std::vector<std::vector<ir::PrecisionPair>> layer_pairs;
 };
 
-// The precision pairs of search.precision.candidates, or K8V8, K8V4, K4V8, K4V4,
-// K4V2, K2V4, K2V2 when the spec names none.
-std::vector<std::pair<int, int>> precision_candidates(const frontend::PrecisionSearch& options);
+// Per layer, the pairs of `space.pairs` that no other pair dominates there (same
+// token block and tail, no larger blocks at any rank, no larger error keeping
+// everything, and with end-to-end prices no larger KL and eviction curve): the
+// others' entries can never be on the layer's frontier, at any retention or rank, so
+// tabulating only these keeps the exact optimum. Pairs a head cannot store are dropped.
+std::vector<std::vector<ir::PrecisionPair>> prune_pairs(const ir::Module& m, const calibration::CalibrationStats& stats,
+                                                        const frontend::SearchOptions& options,
+                                                        const CandidateSpace& space, const ErrorModel& model = {});
+
+// The precision pairs of search.precision.candidates; without them every pair of
+// search.precision.formats' families (key x value) at 8, 4, 3 and 2 bits; without
+// those K8V8, K8V4, K4V8, K4V4, K4V2, K2V4, K2V2.
+std::vector<ir::PrecisionPair> precision_candidates(const frontend::PrecisionSearch& options);
 // The uniform precisions a pass that tunes another knob tries: `fixed` alone when its
 // argument names one, else fp16 and then every candidate (each once).
-std::vector<std::pair<int, int>> uniform_precisions_to_try(const std::optional<std::pair<int, int>>& fixed,
-                                                           const frontend::PrecisionSearch& options);
+std::vector<ir::PrecisionPair> uniform_precisions_to_try(const std::optional<ir::PrecisionPair>& fixed,
+                                                         const frontend::PrecisionSearch& options);
 // Token budgets worth trying: every whole token block above the tail for short
 // contexts (bytes only change per block, error falls with tokens), at most
 // `max_levels` evenly spread block-aligned budgets otherwise; each a legal budget

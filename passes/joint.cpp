@@ -12,11 +12,12 @@ namespace kvc::passes {
 
 CandidateSpace joint_candidate_space(const ir::Module& m, const frontend::SearchOptions& options) {
   CandidateSpace space;
-  std::vector<std::pair<int, int>> pairs = {{16, 16}};
-  for (auto p : precision_candidates(options.precision)) pairs.push_back(p);
+  std::vector<ir::PrecisionPair> pairs = {ir::PrecisionPair{}};
+  for (const auto& p : precision_candidates(options.precision)) pairs.push_back(p);
   frontend::PrecisionSearch defaults;
-  for (auto p : precision_candidates(defaults)) pairs.push_back(p);
-  for (auto p : std::vector<std::pair<int, int>>{{8, 8}, {8, 4}, {4, 4}, {4, 2}, {2, 2}}) pairs.push_back(p);
+  for (const auto& p : precision_candidates(defaults)) pairs.push_back(p);
+  for (auto [k, v] : std::initializer_list<std::pair<int, int>>{{8, 8}, {8, 4}, {4, 4}, {4, 2}, {2, 2}})
+    pairs.push_back(ir::kivi_pair(k, v));
   for (const auto& p : pairs)
     if (std::find(space.pairs.begin(), space.pairs.end(), p) == space.pairs.end()) space.pairs.push_back(p);
   // CAKE is predicted from the SnapKV column and keeps scores besides, so SnapKV at
@@ -25,8 +26,8 @@ CandidateSpace joint_candidate_space(const ir::Module& m, const frontend::Search
   // Quantized layers keep whole blocks above their fp16 tail; fp16 layers have no
   // tail and can keep fewer tokens: both sets of levels are candidates.
   if (!m.layers.empty()) {
-    space.keeps = keep_levels(m, make_layer_plan(m, 0, LayerChoice{2, 2}, options), 32);
-    for (std::int64_t k : keep_levels(m, make_layer_plan(m, 0, LayerChoice{16, 16}, options), 32))
+    space.keeps = keep_levels(m, make_layer_plan(m, 0, LayerChoice{ir::kivi_pair(2, 2)}, options), 32);
+    for (std::int64_t k : keep_levels(m, make_layer_plan(m, 0, LayerChoice{}, options), 32))
       space.keeps.push_back(k);
     std::sort(space.keeps.begin(), space.keeps.end());
     space.keeps.erase(std::unique(space.keeps.begin(), space.keeps.end()), space.keeps.end());

@@ -27,7 +27,7 @@ std::string fmt(double v) {
   return buf;
 }
 
-std::string pair_name(const LayerChoice& c) { return PrecisionPair{c.key_bits, c.value_bits}.name(); }
+std::string pair_name(const LayerChoice& c) { return c.pair.name(); }
 
 struct ClusterResult {
   bool feasible = false;
@@ -177,6 +177,8 @@ void KVTunerPass::run(ir::Module& m, PassContext& ctx) {
   space.pairs = precision_candidates(ctx.search.precision);
   if (space.pairs.empty()) throw Error({}, "search.precision.candidates", "kvtuner: no precision pair to choose from");
   const ir::RetentionPolicy policy = spec_retention_policy(ctx.search.retention);
+  // Dominated pairs stay dominated at every retention setting: prune them once.
+  space.layer_pairs = prune_pairs(m, stats, ctx.search, space);
 
   // Scan the uniform retention settings on a coarse grid, then solve the chosen one exactly.
   std::vector<std::vector<CostEntry>> chosen_tables;

@@ -15,12 +15,12 @@
 namespace kvc::passes {
 namespace {
 
-std::string pair_name(std::pair<int, int> p) { return PrecisionPair{p.first, p.second}.name(); }
+std::string pair_name(const PrecisionPair& p) { return p.name(); }
 
 // A layer plan at `keep` tokens, Full when that is the whole context.
-ir::LayerPlan plan_with_keep(const ir::Module& m, int layer, std::pair<int, int> precision,
+ir::LayerPlan plan_with_keep(const ir::Module& m, int layer, PrecisionPair precision,
                              ir::RetentionPolicy policy, std::int64_t keep, const frontend::SearchOptions& options) {
-  LayerChoice choice{precision.first, precision.second, ir::RetentionPolicy::Full, 0, 0};
+  LayerChoice choice{precision, ir::RetentionPolicy::Full, 0, 0};
   if (keep < m.workload.context) {
     choice.policy = policy;
     choice.keep = keep;
@@ -81,7 +81,7 @@ PrefixKVOptions parse_prefixkv_argument(const std::string& argument) {
   PrefixKVOptions out;
   for (const std::string& item : split_list(argument)) {
     if (auto pair = parse_precision_pair(item)) {
-      out.precision = std::make_pair(pair->key_bits, pair->value_bits);
+      out.precision = *pair;
     } else if (item == "h2o") {
       out.policy = ir::RetentionPolicy::H2O;
     } else if (item == "snapkv") {
@@ -100,7 +100,7 @@ PrefixKVOptions parse_prefixkv_argument(const std::string& argument) {
 }
 
 std::optional<PrefixKVAllocation> allocate_prefix_retention(ir::Module& m, const std::vector<std::vector<double>>& curves,
-                                                            std::pair<int, int> precision, ir::RetentionPolicy policy,
+                                                            PrecisionPair precision, ir::RetentionPolicy policy,
                                                             const frontend::SearchOptions& options) {
   const int L = m.model.layers;
   const std::int64_t context = m.workload.context;
@@ -178,12 +178,12 @@ std::optional<PrefixKVAllocation> allocate_prefix_retention(ir::Module& m, const
 void PrefixKVPass::run(ir::Module& m, PassContext& ctx) {
   const auto& stats = require_calibration_stats(ctx, m, "prefixkv");
   const auto curves = prefix_importance_curves(stats);
-  const std::vector<std::pair<int, int>> pairs = uniform_precisions_to_try(options_.precision, ctx.search.precision);
+  const std::vector<PrecisionPair> pairs = uniform_precisions_to_try(options_.precision, ctx.search.precision);
 
   struct Best {
     ir::Module plan;
     PrefixKVAllocation allocation;
-    std::pair<int, int> precision;
+    PrecisionPair precision;
     double error = 0;
   };
   std::optional<Best> best;

@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "ir/precision.h"
 #include "stats/stats.h"
 #include "passes/pass.h"
 
@@ -41,7 +42,7 @@ std::vector<std::vector<double>> prefix_importance_curves(const calibration::Cal
 std::int64_t tokens_for_level(const std::vector<double>& curve, double level, std::int64_t context);
 
 struct PrefixKVOptions {
-  std::optional<std::pair<int, int>> precision;  // (K bits, V bits); nullopt = choose
+  std::optional<ir::PrecisionPair> precision;  // nullopt = choose
   ir::RetentionPolicy policy = ir::RetentionPolicy::H2O;
 };
 PrefixKVOptions parse_prefixkv_argument(const std::string& argument);
@@ -56,7 +57,7 @@ struct PrefixKVAllocation {
 // fits `m.budget_bytes`, or nullopt when even level 0 (each layer at its smallest
 // legal budget) does not fit. Writes the plan into `m` when it fits.
 std::optional<PrefixKVAllocation> allocate_prefix_retention(ir::Module& m, const std::vector<std::vector<double>>& curves,
-                                                            std::pair<int, int> precision, ir::RetentionPolicy policy,
+                                                            ir::PrecisionPair precision, ir::RetentionPolicy policy,
                                                             const frontend::SearchOptions& options);
 
 class PrefixKVPass final : public Pass {

@@ -10,29 +10,14 @@
 
 namespace kvc::passes {
 
-std::string PrecisionPair::name() const {
-  if (key_bits == 16 && value_bits == 16) return "fp16";
-  return "K" + std::to_string(key_bits) + "V" + std::to_string(value_bits);
-}
-
-std::optional<PrecisionPair> parse_precision_pair(const std::string& text) {
-  if (text == "fp16" || text == "K16V16") return PrecisionPair{16, 16};
-  int k = 0, v = 0;
-  char tail = 0;
-  if (std::sscanf(text.c_str(), "K%dV%d%c", &k, &v, &tail) != 2) return std::nullopt;
-  auto ok = [](int b) { return b == 16 || b == 8 || b == 4 || b == 3 || b == 2; };
-  if (!ok(k) || !ok(v)) return std::nullopt;
-  return PrecisionPair{k, v};
-}
-
 void apply_uniform_precision(ir::Module& m, PrecisionPair pair, const frontend::PrecisionSearch& options) {
-  const bool compressed = pair.key_bits < 16 || pair.value_bits < 16;
+  const int d = m.model.head_dim;
+  const ir::QuantFormat key = ir::key_format(pair.key, options.group, d, options.seed);
+  const ir::QuantFormat value = ir::value_format(pair.value, options.group, d, options.seed);
   for (auto& layer : m.layers) {
-    layer.key = {pair.key_bits, ir::QuantAxis::PerChannel, options.group};
-    // Heads narrower than the group: a value group is the whole head vector
-    // (stories260K: 8 channels), so every token still carries its own scales.
-    layer.value = {pair.value_bits, ir::QuantAxis::PerToken, std::min(options.group, m.model.head_dim)};
-    layer.residual = compressed ? options.residual : 0;
+    layer.key = key;
+    layer.value = value;
+    layer.residual = pair.compressed() ? options.residual : 0;
     layer.retention = {};
     layer.lowrank = {};
   }
@@ -98,10 +83,11 @@ namespace {
 std::vector<PrecisionPair> candidate_ladder(const frontend::PrecisionSearch& options) {
   std::vector<PrecisionPair> ladder;
   if (options.candidates.empty()) {
-    ladder = {{16, 16}, {8, 8}, {8, 4}, {4, 4}, {4, 2}, {2, 2}};
+    for (auto [k, v] : std::initializer_list<std::pair<int, int>>{{16, 16}, {8, 8}, {8, 4}, {4, 4}, {4, 2}, {2, 2}})
+      ladder.push_back(ir::kivi_pair(k, v));
   } else {
     for (const auto& c : options.candidates)
-      if (auto p = parse_precision_pair(c)) ladder.push_back(*p);
+      if (auto p = ir::parse_precision_pair(c)) ladder.push_back(*p);
   }
   return ladder;
 }
@@ -117,9 +103,13 @@ std::string describe_retention(const ir::Module& m) {
 void UniformPass::run(ir::Module& m, PassContext& ctx) {
   const auto& precision = ctx.search.precision;
   if (!argument_.empty()) {
-    auto pair = parse_precision_pair(argument_);
-    if (!pair)
-      throw Error({}, "pipeline", "uniform<" + argument_ + ">: expected a precision pair such as K4V2 or fp16");
+    std::string problem;
+    auto pair = ir::parse_precision_pair(argument_, &problem);
+    if (!pair) throw Error({}, "pipeline", "uniform<" + argument_ + ">: " + problem + " (a precision pair such as K4V2, K4V2cr or fp16)");
+    if (const std::string why = ir::side_problem(pair->key, m.model.head_dim); !why.empty())
+      throw Error({}, "pipeline", "uniform<" + argument_ + ">: " + why);
+    if (const std::string why = ir::side_problem(pair->value, m.model.head_dim); !why.empty())
+      throw Error({}, "pipeline", "uniform<" + argument_ + ">: " + why);
     apply_uniform_precision(m, *pair, precision);
     ctx.notes.push_back("uniform: every layer " + pair->name());
     return;

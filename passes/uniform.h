@@ -11,20 +11,17 @@
 #include <optional>
 #include <string>
 
+#include "ir/precision.h"
 #include "passes/pass.h"
 
 namespace kvc::passes {
 
-// A precision pair such as K4V2 or fp16 (= K16V16).
-struct PrecisionPair {
-  int key_bits = 16;
-  int value_bits = 16;
-  std::string name() const;  // "fp16" or "K4V2"
-};
-std::optional<PrecisionPair> parse_precision_pair(const std::string& text);
+// A precision pair such as K4V2, K4V2cr or fp16 (= K16V16): ir/precision.h.
+using ir::PrecisionPair;
+using ir::parse_precision_pair;
 
-// Sets every layer of `m` to `pair` with the KIVI layout (keys per channel, values per
-// token, value group clamped to head_dim, residual from the options) and full retention.
+// Sets every layer of `m` to `pair` (ir::key_format / ir::value_format with the
+// options' group and rotation seed, residual from the options) and full retention.
 void apply_uniform_precision(ir::Module& m, PrecisionPair pair, const frontend::PrecisionSearch& options);
 
 // The pooling kernels the methods' own code uses when the spec names none:

@@ -19,13 +19,13 @@ constexpr int kXKVDefaultGroup = 4;  // xKV's G_x
 
 // The uniform setting of the knobs xkv does not tune.
 struct UniformSetting {
-  std::pair<int, int> precision{16, 16};
+  PrecisionPair precision;
   ir::RetentionPolicy policy = ir::RetentionPolicy::Full;
   std::int64_t keep = 0;
 };
 
 std::string describe_setting(const UniformSetting& s) {
-  std::string out = PrecisionPair{s.precision.first, s.precision.second}.name();
+  std::string out = s.precision.name();
   if (s.policy == ir::RetentionPolicy::Full) return out + ", every token kept";
   return out + ", " + ir::to_string(s.policy) + " keeping " + std::to_string(s.keep) + " tokens per layer";
 }
@@ -35,8 +35,8 @@ class SettingPlans {
  public:
   SettingPlans(const ir::Module& m, const UniformSetting& s, const frontend::SearchOptions& options)
       : head_dim_(m.model.head_dim) {
-    full_ = make_layer_plan(m, 0, {s.precision.first, s.precision.second, s.policy, s.keep, 0}, options);
-    low_ = make_layer_plan(m, 0, {s.precision.first, s.precision.second, s.policy, s.keep, 1}, options);
+    full_ = make_layer_plan(m, 0, {s.precision, s.policy, s.keep, 0}, options);
+    low_ = make_layer_plan(m, 0, {s.precision, s.policy, s.keep, 1}, options);
     low_.lowrank.sharing = ir::BasisSharing::CrossLayer;
     low_.lowrank.basis_group = 0;
     ir::Module one = m;
@@ -95,7 +95,7 @@ XKVOptions parse_xkv_argument(const std::string& argument) {
   auto fail = [&](const std::string& why) { throw Error({}, "pipeline", "xkv<" + argument + ">: " + why); };
   for (const std::string& item : split_list(argument)) {
     if (auto pair = parse_precision_pair(item)) {
-      out.precision = std::make_pair(pair->key_bits, pair->value_bits);
+      out.precision = *pair;
       continue;
     }
     const auto eq = item.find('=');
@@ -172,7 +172,7 @@ void XKVPass::run(ir::Module& m, PassContext& ctx) {
   };
 
   // The uniform settings of precision and retention to try.
-  const std::vector<std::pair<int, int>> pairs = uniform_precisions_to_try(options_.precision, ctx.search.precision);
+  const std::vector<PrecisionPair> pairs = uniform_precisions_to_try(options_.precision, ctx.search.precision);
   std::vector<ir::RetentionPolicy> policies;
   const std::string& method = ctx.search.retention.method;
   if (method == "streamingllm") policies = {ir::RetentionPolicy::StreamingLLM};

@@ -30,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "ir/precision.h"
 #include "stats/stats.h"
 #include "passes/pass.h"
 
@@ -38,7 +39,7 @@ namespace kvc::passes {
 struct XKVOptions {
   std::optional<int> group;
   std::optional<double> energy;
-  std::optional<std::pair<int, int>> precision;
+  std::optional<ir::PrecisionPair> precision;
 };
 XKVOptions parse_xkv_argument(const std::string& argument);
 

@@ -6,6 +6,7 @@
 #include <set>
 #include <string>
 
+#include "backends/llvm/generated_formats.h"
 #include "backends/llvm/isa.h"
 #include "backends/llvm/kernel_jit.h"
 #include "runtime/status_error.h"
@@ -31,6 +32,11 @@ JitKernels::JitKernels(const ir::Module& module, ir::KernelIsa isa, bool int8_do
     fail(KVC_ERROR_INVALID_ARGUMENT, std::string("llvm-jit: this CPU cannot run ") + ir::to_string(isa) + " kernels");
   try {
     const ir::LoweredKernels lowered = ir::lower_module(module, isa);
+    for (std::size_t l = 0; l < lowered.layer_kernel.size(); ++l) {
+      const std::string why =
+          llvm_backend::unsupported_format(lowered.specs[static_cast<std::size_t>(lowered.layer_kernel[l])]);
+      if (!why.empty()) fail(KVC_ERROR_PLAN, "llvm-jit: layer " + std::to_string(l) + ": " + why);
+    }
     // The option is per spec, so layers sharing a spec stay sharing one kernel.
     // Encoders do not depend on it (they write the same blocks either way).
     std::vector<ir::KernelSpec> attend_specs = lowered.specs;

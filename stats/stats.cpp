@@ -33,9 +33,16 @@ const StatsTensor& CalibrationStats::tensor(const std::string& name, const std::
   return it->second;
 }
 
+std::vector<ir::SideFormat> kivi_formats(const std::vector<int>& bits) {
+  std::vector<ir::SideFormat> out;
+  for (int b : bits) out.push_back(ir::SideFormat{b});
+  return out;
+}
+
 std::map<std::string, std::vector<std::int64_t>> expected_tensor_shapes(const StatsMeta& m) {
   const std::int64_t L = m.model.layers, H = m.model.kv_heads, d = m.model.head_dim, D = H * d;
-  const std::int64_t N = m.sequences, B = static_cast<std::int64_t>(m.bits.size());
+  const std::int64_t N = m.sequences, FK = static_cast<std::int64_t>(m.key_formats.size());
+  const std::int64_t FV = static_cast<std::int64_t>(m.value_formats.size());
   const std::int64_t R = static_cast<std::int64_t>(m.keep_ratios.size()), F = m.prefix_points;
   std::map<std::string, std::vector<std::int64_t>> s;
   for (const char* n : {"key_channel_min", "key_channel_max", "key_channel_mean", "key_channel_var"}) s[n] = {L, H, d};
@@ -43,11 +50,11 @@ std::map<std::string, std::vector<std::int64_t>> expected_tensor_shapes(const St
                         "value_token_range_p99", "value_token_range_max", "value_token_absmax_mean",
                         "value_token_absmax_max", "cake_entropy_mean", "cake_variance_mean"})
     s[n] = {L, H};
-  s["quant_output_error"] = {N, L, H, B, B};
-  s["quant_output_error_mean"] = {L, H, B, B};
-  s["quant_output_error_p90"] = {L, H, B, B};
-  s["quant_key_error"] = {L, H, B};
-  s["quant_value_error"] = {L, H, B};
+  s["quant_output_error"] = {N, L, H, FK, FV};
+  s["quant_output_error_mean"] = {L, H, FK, FV};
+  s["quant_output_error_p90"] = {L, H, FK, FV};
+  s["quant_key_error"] = {L, H, FK};
+  s["quant_value_error"] = {L, H, FV};
   s["retention_output_error"] = {N, L, H, 3, R};
   s["retention_output_error_mean"] = {L, H, 3, R};
   s["retention_output_error_p90"] = {L, H, 3, R};
@@ -72,11 +79,16 @@ void validate_stats(const CalibrationStats& stats, const std::string& origin) {
   if (m.model.q_heads % m.model.kv_heads != 0) bad("model", "q_heads is not a multiple of kv_heads");
   if (m.sequences <= 0 || m.length <= 0 || m.prompt <= 0 || m.decode <= 0 || m.prompt + m.decode != m.length)
     bad("calibration", "need sequences > 0 and length = prompt + decode with both positive");
-  if (m.bits.empty() || m.keep_ratios.empty() || m.prefix_points <= 0 || m.max_group <= 0)
-    bad("calibration", "empty bits, keep_ratios, prefix_points or max_group");
+  if (m.key_formats.empty() || m.value_formats.empty() || m.keep_ratios.empty() || m.prefix_points <= 0 ||
+      m.max_group <= 0)
+    bad("calibration", "empty key_formats, value_formats, keep_ratios, prefix_points or max_group");
+  for (const auto* formats : {&m.key_formats, &m.value_formats})
+    for (const ir::SideFormat& f : *formats)
+      if (f.bits >= 16) bad("calibration", "a measured format is fp16 (" + f.name() + "); formats are quantized");
   // Bound the sizes before anything multiplies them, so a corrupt header cannot ask
   // for an absurd allocation in expected_tensor_shapes' callers.
-  if (m.model.layers > 4096 || m.model.kv_heads > 4096 || m.model.head_dim > 65536 || m.bits.size() > 16 ||
+  if (m.model.layers > 4096 || m.model.kv_heads > 4096 || m.model.head_dim > 65536 || m.key_formats.size() > 256 ||
+      m.value_formats.size() > 256 ||
       m.keep_ratios.size() > 1024 || m.prefix_points > 65536 || m.max_group > 64 || m.sequences > (1 << 24))
     bad("calibration", "sizes out of range");
   const auto expected = expected_tensor_shapes(m);

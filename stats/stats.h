@@ -6,7 +6,9 @@
 // A CalibrationStats is metadata (the model shape it was measured on and how it was
 // measured) plus named fp32 tensors. Every tensor kvc writes is listed below with
 // its shape; L = layers, H = kv_heads, d = head_dim, D = kv_heads * head_dim,
-// N = sequences, B = |bits| (bits = {2, 3, 4, 8}), R = |keep ratios|,
+// N = sequences, FK = |key formats|, FV = |value formats| (precision pair sides,
+// ir/precision.h: KIVI's at 2, 3, 4, 8 bits and, from `kvc calibrate`, the rotated
+// and codebook ones), R = |keep ratios|,
 // F = prefix_points. "P" marks per-sequence values kept so passes can average or
 // take quantiles themselves.
 //
@@ -28,14 +30,16 @@
 //   value_token_range_mean, _p50, _p99, _max [L][H]  per-token range (max - min over the
 //                                                  head's d channels), over all tokens
 //   value_token_absmax_mean, _max       [L][H]     per-token max |v|
-// C. Quantization sensitivity (KVTuner, per-channel K / per-token V, KIVI format)
-//   Keys of the prompt's whole blocks of `quant_token_group` tokens are encoded per
-//   channel, values per token with groups of `quant_channel_group` channels, with the
-//   reference block encoder (backends/reference/quantize.h), and decoded back; the
-//   rest (decode tokens, a partial last block) stay fp16 like a cache's residual tail.
-//   quant_output_error     [N][L][H][B][B]  P: relative output error, [.. kbits][vbits]
-//   quant_output_error_mean, _p90 [L][H][B][B]  over sequences
-//   quant_key_error, quant_value_error [L][H][B]  mean over sequences of ||K - K^|| / ||K||
+// C. Quantization sensitivity (KVTuner), per key format x value format
+//   Keys of the prompt's whole blocks of `quant_token_group` tokens are encoded in the
+//   key format (KIVI: per channel), values in the value format (KIVI: per token with
+//   groups of `quant_channel_group` channels), with the reference block encoder
+//   (backends/reference/quantize.h, rotation included), and decoded back; the rest
+//   (decode tokens, a partial last block) stay fp16 like a cache's residual tail.
+//   quant_output_error     [N][L][H][FK][FV]  P: relative output error, [.. key fmt][value fmt]
+//   quant_output_error_mean, _p90 [L][H][FK][FV]  over sequences
+//   quant_key_error   [L][H][FK]  mean over sequences of ||K - K^|| / ||K||
+//   quant_value_error [L][H][FV]  the same for values
 // D. Retention (kept prompt tokens; decode tokens are always kept)
 //   retention_output_error [N][L][H][P=3][R]  P: relative output error of each policy
 //     (0 StreamingLLM: `sink` first + most recent; 1 H2O: the newest half of the budget
@@ -61,14 +65,16 @@
 //   absent; calibration/error_probes.h measures them, passes/cost_model.h reads them).
 //   Each is the mean KL(baseline || plan) over the calibration sequences' decoded
 //   positions of a UNIFORM plan (every layer alike), run through the whole model:
-//   e2e_quant_kl                [Q][3]      rows (K bits, V bits, KL), every token kept
+//   e2e_quant_kl                [Q][3]      rows (key side, value side, KL), every token
+//                                           kept; sides as ir::side_code (KIVI: the bits)
 //   e2e_keep_ratios             [R]         kept fractions of the context (ascending)
 //   e2e_retention_kl            [3][R]      fp16 K/V, StreamingLLM/H2O/SnapKV keeping
 //                                           ratio * context tokens
 //   e2e_keep_ratios_quantized   [Rq]        kept fractions on quantized layers (>= the
 //                                           fp16 tail, < 1)
 //   e2e_retention_quantized_kl  [Q][3][Rq]  the same policies on top of row q's pair,
-//                                           minus that pair's own KL (clamped at 0)
+//                                           minus that pair's own KL (clamped at 0); NaN
+//                                           rows: not measured for that pair
 //   e2e_rank_kl                 [K][2]      rows (rank per KV head, KL), fp16, per-layer
 //                                           prefill bases
 //   They are not in expected_tensor_shapes (older files lack them);
@@ -79,6 +85,7 @@
 #include <vector>
 
 #include "ir/plan.h"
+#include "ir/precision.h"
 
 namespace kvc::calibration {
 
@@ -91,9 +98,11 @@ struct StatsMeta {
   int prompt = 0;                // of those, the prompt
   int decode = 0;                // and the decoded continuation
   std::uint64_t seed = 0;
-  std::vector<int> bits;         // candidate bits for K and for V
+  std::vector<ir::SideFormat> key_formats;    // measured key formats (pair sides)
+  std::vector<ir::SideFormat> value_formats;  // measured value formats
   int quant_token_group = 32;    // per-channel key group (tokens)
   int quant_channel_group = 32;  // per-token value group (channels)
+  std::uint32_t rotation_seed = 1;  // sign flips of the rotated formats measured
   std::vector<double> keep_ratios;
   int sink = 4;                  // StreamingLLM sink tokens
   int snapkv_window = 8;
@@ -118,6 +127,9 @@ struct CalibrationStats {
   const StatsTensor& tensor(const std::string& name, const std::vector<std::int64_t>& shape) const;
   bool operator==(const CalibrationStats&) const = default;
 };
+
+// KIVI's sides at each of `bits`.
+std::vector<ir::SideFormat> kivi_formats(const std::vector<int>& bits);
 
 // The shapes the class comment lists, for these metadata (name -> shape).
 std::map<std::string, std::vector<std::int64_t>> expected_tensor_shapes(const StatsMeta& meta);

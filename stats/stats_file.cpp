@@ -27,6 +27,12 @@ std::uint64_t get_u64(std::string_view in) {
   return v;
 }
 
+std::vector<std::string> format_names(const std::vector<ir::SideFormat>& formats) {
+  std::vector<std::string> out;
+  for (const auto& f : formats) out.push_back(f.name());
+  return out;
+}
+
 json meta_to_json(const StatsMeta& m) {
   return json{{"source", m.source},
               {"sequences", m.sequences},
@@ -34,9 +40,11 @@ json meta_to_json(const StatsMeta& m) {
               {"prompt", m.prompt},
               {"decode", m.decode},
               {"seed", m.seed},
-              {"bits", m.bits},
+              {"key_formats", format_names(m.key_formats)},
+              {"value_formats", format_names(m.value_formats)},
               {"quant_token_group", m.quant_token_group},
               {"quant_channel_group", m.quant_channel_group},
+              {"rotation_seed", m.rotation_seed},
               {"keep_ratios", m.keep_ratios},
               {"sink", m.sink},
               {"snapkv_window", m.snapkv_window},
@@ -118,9 +126,16 @@ CalibrationStats parse_stats(std::string_view bytes, const std::string& origin) 
     m.prompt = c.at("prompt").get<int>();
     m.decode = c.at("decode").get<int>();
     m.seed = c.at("seed").get<std::uint64_t>();
-    m.bits = c.at("bits").get<std::vector<int>>();
+    for (auto [key, formats] : {std::pair{"key_formats", &m.key_formats}, {"value_formats", &m.value_formats}})
+      for (const std::string& name : c.at(key).get<std::vector<std::string>>()) {
+        std::string problem;
+        const auto side = ir::parse_side_format(name, &problem);
+        if (!side) throw bad(key, "\"" + std::string(key) + "\" holds " + problem);
+        formats->push_back(*side);
+      }
     m.quant_token_group = c.at("quant_token_group").get<int>();
     m.quant_channel_group = c.at("quant_channel_group").get<int>();
+    m.rotation_seed = c.at("rotation_seed").get<std::uint32_t>();
     m.keep_ratios = c.at("keep_ratios").get<std::vector<double>>();
     m.sink = c.at("sink").get<int>();
     m.snapkv_window = c.at("snapkv_window").get<int>();

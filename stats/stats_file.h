@@ -26,7 +26,8 @@
 
 namespace kvc::calibration {
 
-inline constexpr int kStatsFormatVersion = 1;
+// Version 2 names the measured key and value formats (precision pair sides).
+inline constexpr int kStatsFormatVersion = 2;
 
 std::string serialize_stats(const CalibrationStats& stats);
 // `origin` names the bytes in error messages (usually the file path).

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -35,22 +36,43 @@ calibration::StatsTensor make_tensor(std::vector<std::int64_t> shape) {
 // pair ~ 0.02 * 2^((16 - K - V) / 2); eviction to kept fraction r adds
 // c_policy * (1 - r)^2 (StreamingLLM worst, SnapKV best), more on quantized layers;
 // one layer evicting alone costs its share (by sensitivity) of the uniform KL.
-void add_end_to_end_probes(calibration::CalibrationStats& stats, const std::vector<double>& sensitivity) {
+// How much a format family's error exceeds KIVI's at the same bits (see the header).
+double family_factor(const ir::SideFormat& f, bool key) {
+  if (f.quantizer == ir::Quantizer::Kivi && !f.rotated) return 1.0;
+  const double base = f.quantizer == ir::Quantizer::Codebook ? 0.8 : f.quantizer == ir::Quantizer::Token ? 1.0 : 1.1;
+  if (f.rotated) return base * (key ? 1.05 : 0.85);
+  return base * (key ? 2.0 : 1.2);
+}
+
+void add_end_to_end_probes(calibration::CalibrationStats& stats, const std::vector<double>& sensitivity,
+                           const std::vector<std::string>& families) {
   const int L = stats.meta.model.layers, d = stats.meta.model.head_dim;
-  const std::vector<std::pair<int, int>> pairs = {{8, 8}, {8, 4}, {4, 8}, {4, 4}, {4, 2}, {2, 4}, {2, 2}, {3, 3}};
+  std::vector<ir::PrecisionPair> pairs;
+  for (auto [k, v] : std::vector<std::pair<int, int>>{{8, 8}, {8, 4}, {4, 8}, {4, 4}, {4, 2}, {2, 4}, {2, 2}, {3, 3}})
+    pairs.push_back(ir::kivi_pair(k, v));
+  const std::size_t retention_pairs = pairs.size();
+  for (const std::string& kf : families)
+    for (const std::string& vf : families)
+      for (int bits : {4, 3, 2}) {
+        const ir::PrecisionPair p{*ir::family_side(kf, bits), *ir::family_side(vf, bits)};
+        if (std::find(pairs.begin(), pairs.end(), p) == pairs.end()) pairs.push_back(p);
+      }
   const double policy_scale[3] = {3.0, 2.0, 1.5};
   const std::vector<float> ratios = {1.0f / 32, 1.0f / 16, 1.0f / 8, 1.0f / 4, 1.0f / 2, 3.0f / 4};
   const std::vector<float> quantized_ratios = {1.0f / 8, 1.0f / 4, 1.0f / 2, 3.0f / 4};
   const std::vector<float> layer_ratios = {1.0f / 16, 1.0f / 4, 1.0f / 2};
   auto evict_kl = [&](int policy, double r) { return policy_scale[policy] * (1 - r) * (1 - r); };
-  auto pair_kl = [](int k, int v) { return 0.02 * std::pow(2.0, (16.0 - k - v) / 2.0); };
+  auto pair_kl = [](const ir::PrecisionPair& p) {
+    return 0.02 * std::pow(2.0, (16.0 - p.key.bits - p.value.bits) / 2.0) *
+           std::sqrt(family_factor(p.key, true) * family_factor(p.value, false));
+  };
   const auto Q = static_cast<std::int64_t>(pairs.size());
 
   calibration::StatsTensor quant = make_tensor({Q, 3});
   for (std::size_t q = 0; q < pairs.size(); ++q) {
-    quant.data[q * 3] = static_cast<float>(pairs[q].first);
-    quant.data[q * 3 + 1] = static_cast<float>(pairs[q].second);
-    quant.data[q * 3 + 2] = static_cast<float>(pair_kl(pairs[q].first, pairs[q].second));
+    quant.data[q * 3] = static_cast<float>(ir::side_code(pairs[q].key));
+    quant.data[q * 3 + 1] = static_cast<float>(ir::side_code(pairs[q].value));
+    quant.data[q * 3 + 2] = static_cast<float>(pair_kl(pairs[q]));
   }
   calibration::StatsTensor retention = make_tensor({3, static_cast<std::int64_t>(ratios.size())});
   for (int p = 0; p < 3; ++p)
@@ -60,7 +82,8 @@ void add_end_to_end_probes(calibration::CalibrationStats& stats, const std::vect
     for (int p = 0; p < 3; ++p)
       for (std::size_t r = 0; r < quantized_ratios.size(); ++r)
         quantized.data[(q * 3 + p) * quantized_ratios.size() + r] =
-            static_cast<float>(1.2 * evict_kl(p, quantized_ratios[r]));
+            static_cast<std::size_t>(q) < retention_pairs ? static_cast<float>(1.2 * evict_kl(p, quantized_ratios[r]))
+                                                          : std::numeric_limits<float>::quiet_NaN();
   calibration::StatsTensor rank = make_tensor({3, 2});
   for (int i = 0; i < 3; ++i) {
     const int r = std::max(1, (i + 1) * d / 4);
@@ -101,13 +124,16 @@ calibration::CalibrationStats synthetic_stats(const ir::ModelShape& model, const
   meta.decode = std::max(1, options.length / 4);
   meta.prompt = options.length - meta.decode;
   meta.seed = options.seed;
-  meta.bits = {2, 3, 4, 8};
+  for (const std::string& family : options.families)
+    for (int bits : {2, 3, 4, 8})
+      if (const auto side = ir::family_side(family, bits)) meta.key_formats.push_back(*side);
+  meta.value_formats = meta.key_formats;
   meta.keep_ratios = {0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75};
   meta.prefix_points = options.prefix_points;
   meta.max_group = options.max_group;
 
   const int L = model.layers, H = model.kv_heads, d = model.head_dim, D = H * d, N = meta.sequences;
-  const int B = static_cast<int>(meta.bits.size()), R = static_cast<int>(meta.keep_ratios.size());
+  const int B = static_cast<int>(meta.key_formats.size()), R = static_cast<int>(meta.keep_ratios.size());
   const int F = meta.prefix_points;
   Random rng(options.seed);
 
@@ -152,7 +178,8 @@ calibration::CalibrationStats synthetic_stats(const ir::ModelShape& model, const
         const double head = sensitivity[l] * rng.uniform(0.8, 1.2);
         for (int kb = 0; kb < B; ++kb)
           for (int vb = 0; vb < B; ++vb) {
-            const double e = head * (1.6 * std::ldexp(1.0, -meta.bits[kb]) + std::ldexp(1.0, -meta.bits[vb])) *
+            const double e = head * (1.6 * std::ldexp(1.0, -meta.key_formats[kb].bits) * family_factor(meta.key_formats[kb], true) +
+                                       std::ldexp(1.0, -meta.value_formats[vb].bits) * family_factor(meta.value_formats[vb], false)) *
                              rng.uniform(0.95, 1.05);
             const std::size_t i = ((static_cast<std::size_t>(n * L + l) * H + h) * B + kb) * B + vb;
             at("quant_output_error")[i] = static_cast<float>(e);
@@ -165,8 +192,8 @@ calibration::CalibrationStats synthetic_stats(const ir::ModelShape& model, const
     for (int h = 0; h < H; ++h)
       for (int b = 0; b < B; ++b) {
         const std::size_t i = static_cast<std::size_t>(l * H + h) * B + b;
-        at("quant_key_error")[i] = static_cast<float>(0.5 * std::ldexp(1.0, -meta.bits[b]));
-        at("quant_value_error")[i] = static_cast<float>(0.4 * std::ldexp(1.0, -meta.bits[b]));
+        at("quant_key_error")[i] = static_cast<float>(0.5 * std::ldexp(1.0, -meta.key_formats[b].bits) * family_factor(meta.key_formats[b], true));
+        at("quant_value_error")[i] = static_cast<float>(0.4 * std::ldexp(1.0, -meta.value_formats[b].bits) * family_factor(meta.value_formats[b], false));
       }
 
   // D. retention: prefix curves x^a and errors c_policy * (1 - F(ratio)).
@@ -224,7 +251,7 @@ calibration::CalibrationStats synthetic_stats(const ir::ModelShape& model, const
       error[static_cast<std::size_t>(l) * (width + 1) + width] = 0.0f;
     }
   }
-  if (options.end_to_end_probes) add_end_to_end_probes(stats, sensitivity);
+  if (options.end_to_end_probes) add_end_to_end_probes(stats, sensitivity, options.families);
   return stats;
 }
 

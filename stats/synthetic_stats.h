@@ -21,6 +21,8 @@
 //     the one to time at 80 layers.
 // Nothing here is a quality claim about a real model.
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "stats/stats.h"
 
@@ -33,6 +35,12 @@ struct SyntheticStatsOptions {
   int prefix_points = 64;
   int max_group = 4;
   bool end_to_end_probes = false;
+  // Format families measured (ir/precision.h family names), each at 2, 3, 4, 8 bits.
+  // A family scales KIVI's error at the same bits: per-token keys without rotation
+  // lose more (outlier channels), rotated ones and codebooks less. With end-to-end
+  // probes, each family pair also gets probes at 4, 3 and 2 bits, without eviction
+  // rows (NaN), as `kvc calibrate --spec` stores them.
+  std::vector<std::string> families = {"kivi"};
 };
 
 calibration::CalibrationStats synthetic_stats(const ir::ModelShape& model, const SyntheticStatsOptions& options = {});

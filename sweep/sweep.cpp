@@ -60,7 +60,7 @@ std::optional<ir::Module> uniform_retention_plan(const ir::Module& start, const 
   frontend::RetentionSearch retention = spec.search.retention;
   retention.method = policy;
   ir::Module m = start;
-  passes::apply_uniform_precision(m, passes::PrecisionPair{16, 16}, spec.search.precision);
+  passes::apply_uniform_precision(m, ir::PrecisionPair{}, spec.search.precision);
   auto tokens = passes::largest_fitting_retention(m, m.budget_bytes, retention);
   if (!tokens) return std::nullopt;
   if (*tokens < m.workload.context) passes::apply_uniform_retention(m, *tokens, retention);

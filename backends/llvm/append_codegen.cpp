@@ -12,6 +12,7 @@
 #include <llvm/IR/Module.h>
 
 #include "backends/llvm/codegen_loops.h"
+#include "backends/llvm/generated_formats.h"
 #include "ir/layout.h"
 #include "support/diagnostics.h"
 
@@ -348,6 +349,7 @@ std::string append_kernel_name(const ir::KernelSpec& s) {
 }
 
 void add_append_function(llvm::Module& module, const ir::KernelSpec& spec) {
+  require_generated_formats(spec);
   if (spec.isa == ir::KernelIsa::Host) throw Error("append encoder: resolve the isa before generating code");
   ir::validate(spec);
   AppendGen(module, spec).emit(append_kernel_name(spec));

@@ -15,6 +15,7 @@
 #include <llvm/IR/Module.h>
 
 #include "backends/llvm/codegen_loops.h"
+#include "backends/llvm/generated_formats.h"
 #include "ir/layout.h"
 #include "support/diagnostics.h"
 
@@ -1514,6 +1515,7 @@ class KernelGen {
 }  // namespace
 
 void add_kernel_functions(llvm::Module& module, const ir::KernelSpec& spec, bool vnni) {
+  require_generated_formats(spec);
   if (spec.isa == ir::KernelIsa::Host) throw Error("internal: kernel isa must be resolved before code generation");
   ir::validate(spec);
   const std::string name = ir::kernel_name(spec);

@@ -11,6 +11,7 @@
 #include <llvm/Support/raw_ostream.h>
 #include <llvm/Target/TargetMachine.h>
 
+#include "backends/llvm/generated_formats.h"
 #include "backends/llvm/append_codegen.h"
 #include "backends/llvm/isa.h"
 #include "backends/llvm/kernel_codegen.h"
@@ -180,6 +181,9 @@ EmittedFiles emit_object(const std::vector<ir::KernelSpec>& specs, const std::ve
   for (std::size_t l = 0; l < layer_kernel.size(); ++l)
     if (layer_kernel[l] < 0 || layer_kernel[l] >= static_cast<int>(specs.size()))
       throw Error({}, "layer_kernel[" + std::to_string(l) + "]", "kernel index out of range");
+  for (std::size_t l = 0; l < layer_kernel.size(); ++l)
+    if (const std::string why = unsupported_format(specs[static_cast<std::size_t>(layer_kernel[l])]); !why.empty())
+      throw Error({}, "layers[" + std::to_string(l) + "]", "--emit obj: " + why);
   const CpuTarget cpu = resolve_cpu(options.cpu);
   std::vector<ir::KernelSpec> resolved;
   for (ir::KernelSpec s : specs) {

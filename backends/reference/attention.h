@@ -4,6 +4,11 @@
 // For one KV head and its g query heads, over the held tokens in order (main
 // blocks oldest first, B = ir::token_block(plan) tokens each, then the fp16 tail):
 //   k_t, v_t  = the dequantized stored key / value (x^ of backends/reference/quantize.h)
+//               rotated formats (backends/reference/rotation.h): block keys and values
+//               are held rotated, k_t = R^T k^_t and v_t = R^T v^_t. The query is
+//               rotated once (R q, so score_t = (R q) . k^_t / sqrt(head_dim)) and the
+//               blocks' weighted value sum is un-rotated once per query head, both in
+//               double, before the tail's fp16 values (never rotated) are added.
 //   score_t   = q . k_t / sqrt(head_dim)
 //               low rank: block keys are coefficients c (rank dims) of the key in the
 //               basis U [head_dim][rank] (k ~= U c), so score_t = (U^T q) . c / sqrt(head_dim);

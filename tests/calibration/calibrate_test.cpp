@@ -31,10 +31,17 @@ TEST(Calibrate, Stories260KIsDeterministicRoundTripsAndMatchesItsShape) {
   EXPECT_NO_THROW(check_stats_match_model(a, model_shape(m), "x"));
   EXPECT_TRUE(parse_stats(serialize_stats(a), "mem") == a);
 
-  // Keys at 8 bits are much closer than at 2 bits in every layer and head.
-  const int L = m.config.layers, H = m.config.kv_heads;
-  const auto& e = a.tensor("quant_output_error_mean", {L, H, 4, 4}).data;
-  for (int lh = 0; lh < L * H; ++lh) EXPECT_LT(e[lh * 16 + 3 * 4 + 3], e[lh * 16 + 0]);
+  // Every key format x value format of the default families: KIVI's, per-token, rotated
+  // per-token at 2, 3, 4, 8 bits and the rotated codebook at 2, 3, 4.
+  ASSERT_EQ(a.meta.key_formats.size(), 15u);
+  EXPECT_EQ(a.meta.key_formats[3].name(), "8");
+  EXPECT_EQ(a.meta.key_formats[6].name(), "4t");
+  EXPECT_EQ(a.meta.key_formats[14].name(), "4cr");
+  EXPECT_EQ(a.meta.value_formats, a.meta.key_formats);
+  // KIVI's K8V8 is much closer than K2V2 in every layer and head.
+  const int L = m.config.layers, H = m.config.kv_heads, F = 15;
+  const auto& e = a.tensor("quant_output_error_mean", {L, H, F, F}).data;
+  for (int lh = 0; lh < L * H; ++lh) EXPECT_LT(e[lh * F * F + 3 * F + 3], e[lh * F * F + 0]);
 
   o.seed = 6;
   EXPECT_FALSE(calibrate(m, o) == a) << "the seed does not change the sequences";

@@ -17,6 +17,7 @@
 #include "model/forward.h"
 #include "model/model.h"
 #include "model/sampler.h"
+#include "ir/precision.h"
 #include "support/diagnostics.h"
 #include "test_support/test_data.h"
 
@@ -53,8 +54,23 @@ std::vector<NamedPlan> plans(const model::Model& m) {
   ir::Module cross_layer = quantized_plan(m, 8, 8);
   for (ir::LayerPlan& p : cross_layer.layers)
     p.lowrank = {4, ir::BasisSharing::CrossLayer, p.index < 2 ? 0 : 1, ir::BasisSource::Prefill};
+  // Rotated per-token keys and values keeping 64 tokens by H2O, and KIVI keys with
+  // rotated codebook values (stories260K: 8-wide heads, one scale per token).
+  auto pair_plan = [&](const std::string& name) {
+    ir::Module mod = quantized_plan(m, 8, 8);
+    const ir::PrecisionPair pair = *ir::parse_precision_pair(name);
+    for (ir::LayerPlan& p : mod.layers) {
+      p.key = ir::key_format(pair.key, 32, m.config.head_dim, 3);
+      p.value = ir::value_format(pair.value, 32, m.config.head_dim, 4);
+    }
+    return mod;
+  };
+  ir::Module rotated = pair_plan("K4trV4tr");
+  for (ir::LayerPlan& p : rotated.layers) p.retention = ir::Retention{ir::RetentionPolicy::H2O, 64, 4, 16, 0, 0.0};
   return {{"K8V8", quantized_plan(m, 8, 8)},
           {"K4V2", quantized_plan(m, 4, 2)},
+          {"K4V2cr", pair_plan("K4V2cr")},
+          {"K4trV4tr H2O", rotated},
           {"SnapKV+StreamingLLM", retention},
           {"cross-layer rank 4", cross_layer}};
 }

@@ -82,7 +82,7 @@ TEST(StatsFile, CorruptHeaderIsAnError) {
     s.replace(at, from.size(), to);
     return s;
   };
-  EXPECT_NE(error_of(replace("\"version\":1", "\"version\":9")).find("version 9"), std::string::npos);
+  EXPECT_NE(error_of(replace("\"version\":2", "\"version\":9")).find("version 9"), std::string::npos);
   EXPECT_NE(error_of(replace("\"F32\"", "\"F64\"")), "");
   // Same length so offsets stay put: a renamed tensor leaves an expected one missing.
   EXPECT_NE(error_of(replace("\"cake_entropy\"", "\"cake_entropz\"")).find("cake_entropy"), std::string::npos);

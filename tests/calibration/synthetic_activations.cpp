@@ -13,7 +13,7 @@ StatsMeta synthetic_meta(int sequences) {
   m.decode = 16;
   m.prompt = 80;
   m.seed = 7;
-  m.bits = {2, 3, 4, 8};
+  m.key_formats = m.value_formats = kivi_formats({2, 3, 4, 8});
   m.quant_token_group = 32;
   m.quant_channel_group = 8;
   m.keep_ratios = {0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75};

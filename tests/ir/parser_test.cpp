@@ -159,7 +159,28 @@ INSTANTIATE_TEST_SUITE_P(
         BadInput{kHeader + "layer 0: k=fp16 v=fp16 residual=0 keep=full rank=none @\n", 6, 55, "",
                  "unexpected character '@'"},
         BadInput{kHeader + "layer 0: k=fp16 v=fp16 residual=-1.5 keep=full rank=none\n", 6, 33, "layer 0: residual",
-                 "expected an integer, found '-1.5'"}));
+                 "expected an integer, found '-1.5'"},
+        BadInput{kHeader + "layer 0: k=int4/per-token/g8/symetric v=fp16 residual=0 keep=full rank=none\n", 6, 30,
+                 "layer 0: k.scheme", "did you mean 'symmetric'?"},
+        BadInput{kHeader + "layer 0: k=fp16 v=int2/per-token/g8/lloyd-max/walsh residual=0 keep=full rank=none\n", 6,
+                 47, "layer 0: v.rotation", "expected one of none, hadamard"},
+        BadInput{kHeader + "layer 0: k=fp16 v=int2/per-token/g8/lloyd-max/hadamard(seed=-1) residual=0 keep=full "
+                           "rank=none\n",
+                 6, 61, "layer 0: v.rotation.seed", "expected an integer, found '-1'"}));
+
+TEST(IrParser, ReadsRotatedAndCodebookFormats) {
+  const Module m = parse_module(kHeader +
+                                "layer 0: k=int4/per-token/g8/symmetric/hadamard(seed=4294967295) "
+                                "v=int3/per-token/g8/lloyd-max/hadamard(seed=7) residual=8 keep=full rank=none\n");
+  ASSERT_EQ(m.layers.size(), 1u);
+  EXPECT_EQ(m.layers[0].key,
+            (QuantFormat{4, QuantAxis::PerToken, 8, QuantScheme::Symmetric, Rotation::Hadamard, 4294967295u}));
+  EXPECT_EQ(m.layers[0].value, (QuantFormat{3, QuantAxis::PerToken, 8, QuantScheme::LloydMax, Rotation::Hadamard, 7}));
+  // KIVI formats keep their short form; others print every part.
+  EXPECT_NE(print_module(m).find("k=int4/per-token/g8/symmetric/hadamard(seed=4294967295) "
+                                 "v=int3/per-token/g8/lloyd-max/hadamard(seed=7)"),
+            std::string::npos);
+}
 
 // Damaged printouts either still parse or fail with a located kvc::Error; nothing else escapes.
 TEST(IrParser, MutatedTextFailsCleanly) {

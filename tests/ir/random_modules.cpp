@@ -53,7 +53,7 @@ double any_double(std::mt19937& rng) {
   }
 }
 
-QuantFormat valid_quant(std::mt19937& rng, int dims, QuantAxis default_axis) {
+QuantFormat valid_quant(std::mt19937& rng, int dims, QuantAxis default_axis, bool low_rank) {
   QuantFormat f;
   f.axis = default_axis;
   f.bits = pick(rng, {16, 8, 4, 3, 2});
@@ -70,6 +70,16 @@ QuantFormat valid_quant(std::mt19937& rng, int dims, QuantAxis default_axis) {
     } else {
       f.group = fits[static_cast<std::size_t>(uniform(rng, 0, static_cast<std::int64_t>(fits.size()) - 1))];
     }
+  }
+  // Per-token codes: one group spanning the whole vector, one scale (symmetric or a
+  // Lloyd-Max codebook) instead of scale and min; any full-rank vector may be rotated.
+  if (f.axis == QuantAxis::PerToken) {
+    if (coin(rng, 0.2)) f.group = dims;
+    if (coin(rng, 0.5)) f.scheme = f.bits <= 4 && coin(rng) ? QuantScheme::LloydMax : QuantScheme::Symmetric;
+  }
+  if (!low_rank && coin(rng, 0.4)) {
+    f.rotation = Rotation::Hadamard;
+    f.seed = static_cast<std::uint32_t>(rng());
   }
   return f;
 }
@@ -147,8 +157,8 @@ Module random_valid_module(std::mt19937& rng) {
       LayerPlan p;
       p.index = i;
       p.lowrank = {rank, sharing, group, sharing == BasisSharing::None ? BasisSource::Prefill : source};
-      p.key = valid_quant(rng, key_dims(p, s.head_dim), QuantAxis::PerChannel);
-      p.value = valid_quant(rng, s.head_dim, QuantAxis::PerToken);
+      p.key = valid_quant(rng, key_dims(p, s.head_dim), QuantAxis::PerChannel, rank > 0);
+      p.value = valid_quant(rng, s.head_dim, QuantAxis::PerToken, false);
       if (p.key.bits < 16 && p.key.axis == QuantAxis::PerChannel && p.value.bits < 16 &&
           p.value.axis == QuantAxis::PerChannel) {
         p.value.group = p.key.group;
@@ -184,6 +194,9 @@ Module random_arbitrary_module(std::mt19937& rng) {
       f->bits = coin(rng) ? 16 : any_int<int>(rng);
       f->axis = coin(rng) ? QuantAxis::PerChannel : QuantAxis::PerToken;
       f->group = coin(rng) ? 32 : any_int<int>(rng);
+      if (coin(rng, 0.3)) f->scheme = pick(rng, {QuantScheme::MinMax, QuantScheme::Symmetric, QuantScheme::LloydMax});
+      if (coin(rng, 0.3)) f->rotation = pick(rng, {Rotation::None, Rotation::Hadamard});
+      if (coin(rng, 0.3)) f->seed = static_cast<std::uint32_t>(rng());
     }
     if (wild) {
       p.residual = any_int<int>(rng);

@@ -41,6 +41,32 @@ void expect_only(const Module& m, const std::string& expected) {
 
 TEST(IrVerifier, AcceptsTheValidModule) { EXPECT_TRUE(verify_module(valid_module()).empty()); }
 
+TEST(IrVerifier, SchemesAndRotations) {
+  Module m = valid_module();
+  m.layers[0].value = {2, QuantAxis::PerToken, 128, QuantScheme::LloydMax, Rotation::Hadamard, 3};
+  m.layers[0].key = {4, QuantAxis::PerChannel, 32, QuantScheme::MinMax, Rotation::Hadamard, 0};
+  EXPECT_TRUE(verify_module(m).empty()) << verify_module(m)[0].to_string();
+  Module bad = m;
+  bad.layers[0].value.bits = 8;
+  expect_only(bad, "layer 0: v.bits: 8: the Lloyd-Max codebook has 2, 3 or 4 bits");
+  bad = m;
+  bad.layers[0].key.scheme = QuantScheme::Symmetric;
+  expect_only(bad, "layer 0: k.scheme: symmetric codes are per token; per-channel groups use minmax (KIVI)");
+  bad = m;
+  bad.layers[0].key.rotation = Rotation::None;
+  bad.layers[0].key.seed = 5;
+  expect_only(bad, "layer 0: k.rotation.seed: 5: a seed without a rotation (must be 0)");
+  bad = m;
+  bad.layers[1].key = {16, QuantAxis::PerChannel, 32, QuantScheme::MinMax, Rotation::Hadamard, 0};
+  expect_only(bad, "layer 1: k.scheme: an fp16 tensor is not coded: scheme minmax and no rotation");
+  bad = m;
+  bad.layers[2].key.rotation = Rotation::Hadamard;
+  expect_only(bad, "layer 2: k.rotation: low-rank key coefficients are not rotated (rotate full-rank keys only)");
+  bad = m;
+  bad.layers[0].value.scheme = static_cast<QuantScheme>(9);
+  expect_only(bad, "layer 0: v.scheme: is not minmax, symmetric or lloyd-max");
+}
+
 TEST(IrVerifier, AcceptsThousandRandomValidModules) {
   for (int seed = 0; seed < 1000; ++seed) {
     std::mt19937 rng(static_cast<unsigned>(seed));
@@ -161,7 +187,7 @@ TEST(IrVerifier, Bits) {
 TEST(IrVerifier, GroupSizes) {
   Module m = valid_module();
   m.layers[3].key.group = 24;
-  expect_only(m, "layer 3: k.group: 24 is not one of 8, 16, 32, 64, 128");
+  expect_only(m, "layer 3: k.group: 24 is not one of 8, 16, 32, 64, 128 or the 64 channels of the vector");
   // At 16 bits the group is unused and not checked.
   m = valid_module();
   m.layers[1].key.group = 24;
@@ -315,7 +341,7 @@ TEST(IrVerifier, VerifyOrThrowReportsTheFirstAndCountsTheRest) {
     verify_or_throw(m);
     FAIL() << "no error";
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()), "error: layer 3: k.group: 24 is not one of 8, 16, 32, 64, 128");
+    EXPECT_EQ(std::string(e.what()), "error: layer 3: k.group: 24 is not one of 8, 16, 32, 64, 128 or the 64 channels of the vector");
   }
   EXPECT_NO_THROW(verify_or_throw(valid_module()));
 }

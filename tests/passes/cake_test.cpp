@@ -37,7 +37,7 @@ TEST(Cake, MorePreferredLayersKeepMoreTokens) {
   // (At 10% K4V2 leaves one token block per layer beyond the tails: no room to differ.)
   for (double fraction : {0.15, 0.2, 0.25}) {
     ir::Module m = stories_module(fraction);
-    auto a = allocate_cake_retention(m, pref, {4, 2}, 200.0, ctx.search);
+    auto a = allocate_cake_retention(m, pref, ir::kivi_pair(4, 2), 200.0, ctx.search);
     ASSERT_TRUE(a) << fraction;
     ir::verify_or_throw(m);
     EXPECT_LE(ir::total_bytes(m), m.budget_bytes);
@@ -72,7 +72,7 @@ TEST(Cake, BeatsUniformCakeAtTheSameBytes) {
     // proportional split no room to differ); the baseline spends the budget on the same tokens in every layer.
     CakePass("K4V2").run(planned, ctx);
     ir::Module uniform = stories_module(fraction);
-    apply_uniform_precision(uniform, {planned.layers[0].key.bits, planned.layers[0].value.bits}, ctx.search.precision);
+    apply_uniform_precision(uniform, ir::kivi_pair(planned.layers[0].key.bits, planned.layers[0].value.bits), ctx.search.precision);
     ctx.search.retention.method = "cake";
     auto tokens = largest_fitting_retention(uniform, uniform.budget_bytes, ctx.search.retention);
     ASSERT_TRUE(tokens);

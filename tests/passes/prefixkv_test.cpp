@@ -31,7 +31,7 @@ TEST(PrefixKV, LevelAndTokensRiseWithTheBudgetAndFit) {
   std::vector<std::int64_t> last_tokens(5, 0);
   for (double fraction : {0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5}) {
     ir::Module m = stories_module(fraction);
-    auto a = allocate_prefix_retention(m, curves, {4, 2}, ir::RetentionPolicy::H2O, ctx.search);
+    auto a = allocate_prefix_retention(m, curves, ir::kivi_pair(4, 2), ir::RetentionPolicy::H2O, ctx.search);
     ASSERT_TRUE(a) << fraction;
     ir::verify_or_throw(m);
     EXPECT_LE(ir::total_bytes(m), m.budget_bytes);
@@ -49,7 +49,7 @@ TEST(PrefixKV, LevelAndTokensRiseWithTheBudgetAndFit) {
       for (int l = 0; l < 5; ++l) {
         const std::int64_t t = std::max<std::int64_t>(tokens_for_level(curves[l], a->level + 0.01, 512),
                                                       ir::tail_capacity(m.layers[l]));
-        const LayerChoice c{4, 2, t >= 512 ? ir::RetentionPolicy::Full : ir::RetentionPolicy::H2O, t >= 512 ? 0 : t, 0};
+        const LayerChoice c{ir::kivi_pair(4, 2), t >= 512 ? ir::RetentionPolicy::Full : ir::RetentionPolicy::H2O, t >= 512 ? 0 : t, 0};
         probe.layers[l] = make_layer_plan(probe, l, c, ctx.search);
       }
       EXPECT_GT(ir::total_bytes(probe), m.budget_bytes) << fraction;
@@ -63,7 +63,7 @@ TEST(PrefixKV, ConcentratedLayersGiveUpMoreTokens) {
   PassContext ctx = stories_context();
   const auto curves = prefix_importance_curves(*ctx.stats);
   ir::Module m = stories_module(0.25);
-  auto a = allocate_prefix_retention(m, curves, {4, 2}, ir::RetentionPolicy::H2O, ctx.search);
+  auto a = allocate_prefix_retention(m, curves, ir::kivi_pair(4, 2), ir::RetentionPolicy::H2O, ctx.search);
   ASSERT_TRUE(a);
   // A layer whose curve is higher everywhere (more concentrated) never keeps more.
   for (int i = 0; i < 5; ++i)
@@ -86,7 +86,7 @@ TEST(PrefixKV, BeatsUniformH2OAtTheSameBytes) {
     // differ); the baseline spends the budget on the same tokens in every layer.
     PrefixKVPass("K4V2").run(planned, ctx);
     ir::Module uniform = stories_module(fraction);
-    apply_uniform_precision(uniform, {planned.layers[0].key.bits, planned.layers[0].value.bits}, ctx.search.precision);
+    apply_uniform_precision(uniform, ir::kivi_pair(planned.layers[0].key.bits, planned.layers[0].value.bits), ctx.search.precision);
     ctx.search.retention.method = "h2o";
     auto tokens = largest_fitting_retention(uniform, uniform.budget_bytes, ctx.search.retention);
     ASSERT_TRUE(tokens);

@@ -48,14 +48,14 @@ TEST(CostModel, UncompressedPlanPredictsZeroAndErrorsFallWithBits) {
   const auto stats = kvc::calibration::synthetic_stats(spec.model);
   ir::Module m = spec.to_module();
   EXPECT_EQ(predict_plan_error(m, stats).total, 0.0);
-  EXPECT_GT(predicted_quant_error(stats, 0, 2, 2), predicted_quant_error(stats, 0, 4, 4));
-  EXPECT_GT(predicted_quant_error(stats, 0, 4, 4), predicted_quant_error(stats, 0, 8, 8));
+  EXPECT_GT(predicted_quant_error(stats, 0, ir::kivi_pair(2, 2)), predicted_quant_error(stats, 0, ir::kivi_pair(4, 4)));
+  EXPECT_GT(predicted_quant_error(stats, 0, ir::kivi_pair(4, 4)), predicted_quant_error(stats, 0, ir::kivi_pair(8, 8)));
   EXPECT_GT(predicted_retention_error(stats, 1, ir::RetentionPolicy::H2O, 0.1),
             predicted_retention_error(stats, 1, ir::RetentionPolicy::H2O, 0.6));
   EXPECT_EQ(predicted_retention_error(stats, 1, ir::RetentionPolicy::H2O, 1.0), 0.0);
   EXPECT_GT(predicted_rank_error(stats, 2, 2), predicted_rank_error(stats, 2, 6));
-  EXPECT_THROW(predicted_quant_error(stats, 0, 5, 4), Error);
-  EXPECT_THROW(predicted_quant_error(stats, 9, 4, 4), Error);
+  EXPECT_THROW(predicted_quant_error(stats, 0, ir::kivi_pair(5, 4)), Error);
+  EXPECT_THROW(predicted_quant_error(stats, 9, ir::kivi_pair(4, 4)), Error);
 }
 
 // End-to-end tensors by hand: every layer at K8V8 costs 0.01 nats; uniform eviction
@@ -89,7 +89,7 @@ TEST(CostModel, SingleLayerRetentionProbesSplitAUniformEvictionsDamageAcrossLaye
   ASSERT_TRUE(has_end_to_end_calibration(split));
   const ir::Module m = spec.to_module();
   const std::int64_t half = m.workload.context / 2;
-  const LayerChoice evict{16, 16, ir::RetentionPolicy::H2O, half, 0};
+  const LayerChoice evict{{}, ir::RetentionPolicy::H2O, half, 0};
   ir::Module uniform = m;
   apply_choices(uniform, std::vector<LayerChoice>(m.layers.size(), evict), spec.search);
   // A uniform plan is priced by its own probe either way: the shares sum to one.
@@ -113,7 +113,7 @@ TEST(CostModel, CostTableBytesAreTheLayoutBytesOfThePlanEachChoiceMakes) {
   const auto stats = kvc::calibration::synthetic_stats(spec.model);
   const ir::Module m = spec.to_module();
   CandidateSpace space;
-  space.pairs = {{4, 2}, {8, 8}};
+  space.pairs = {ir::kivi_pair(4, 2), ir::kivi_pair(8, 8)};
   space.policies = {ir::RetentionPolicy::SnapKV};
   space.keeps = {64, 160};
   space.ranks = {4};

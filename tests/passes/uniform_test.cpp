@@ -47,7 +47,7 @@ TEST(Uniform, PicksTheMostPreciseFormatThatFits) {
   EXPECT_EQ(m.layers[0].retention.policy, ir::RetentionPolicy::Full);
   // The next more precise candidate (K8V4) must not fit, or the pass was not greedy enough.
   ir::Module more = m;
-  apply_uniform_precision(more, {8, 4}, ctx.search.precision);
+  apply_uniform_precision(more, ir::kivi_pair(8, 4), ctx.search.precision);
   EXPECT_GT(ir::total_bytes(more), m.budget_bytes);
 }
 

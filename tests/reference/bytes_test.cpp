@@ -32,6 +32,17 @@ ir::LayerPlan random_plan(std::mt19937& rng, int head_dim) {
     p.lowrank.basis_group = static_cast<int>(rng() % 2);
     p.lowrank.source = rng() % 2 ? ir::BasisSource::Prefill : ir::BasisSource::Calibrated;
   }
+  // Per-token tensors may use one scale (symmetric, or the Lloyd-Max codebook at <= 4
+  // bits); full-rank keys and any values may be rotated.
+  for (ir::QuantFormat* f : {&p.key, &p.value}) {
+    if (f->bits == 16 || f->axis != ir::QuantAxis::PerToken) continue;
+    if (rng() % 2) f->scheme = f->bits <= 4 && rng() % 2 ? ir::QuantScheme::LloydMax : ir::QuantScheme::Symmetric;
+  }
+  for (ir::QuantFormat* f : {&p.key, &p.value}) {
+    if (f->bits == 16 || (f == &p.key && p.lowrank.rank > 0) || rng() % 2) continue;
+    f->rotation = ir::Rotation::Hadamard;
+    f->seed = static_cast<std::uint32_t>(rng());
+  }
   p.retention.policy = static_cast<ir::RetentionPolicy>(rng() % 5);
   if (p.retention.policy != ir::RetentionPolicy::Full) {
     p.retention.budget = 1 + static_cast<std::int64_t>(rng() % 600);

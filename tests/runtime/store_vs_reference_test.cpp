@@ -15,6 +15,7 @@
 #include "backends/reference/lowrank_basis.h"
 #include "backends/reference/reference_cache.h"
 #include "ir/layout.h"
+#include "ir/precision.h"
 #include "runtime/status_error.h"
 #include "runtime/store.h"
 #include "runtime/plan_builders.h"
@@ -235,6 +236,36 @@ std::vector<Case> all_cases() {
                     testing::with_rank(base, 8, BasisSharing::CrossLayer, BasisSource::Calibrated, 3)};
       }
       c.name = "k" + std::to_string(kb) + "v" + std::to_string(vb) + "_" + ir::to_string(policy) + "_d" +
+               std::to_string(c.head_dim) + "_g" + std::to_string(c.g) + "_case" + std::to_string(n);
+      cases.push_back(c);
+      ++n;
+    }
+  // Rotated, per-token scale and codebook formats, alone and mixed with KIVI's.
+  const std::vector<std::pair<ir::SideFormat, ir::SideFormat>> sides = {
+      {ir::SideFormat{4}, ir::SideFormat{2, ir::Quantizer::Codebook, true, 0}},
+      {ir::SideFormat{4, ir::Quantizer::Token, true, 0}, ir::SideFormat{4, ir::Quantizer::Token, true, 0}},
+      {ir::SideFormat{3, ir::Quantizer::Token, false, 16}, ir::SideFormat{3, ir::Quantizer::Codebook, false, 0}},
+      {ir::SideFormat{8, ir::Quantizer::TokenMinMax, true, 0}, ir::SideFormat{2, ir::Quantizer::Kivi, true, 0}},
+      {ir::SideFormat{2, ir::Quantizer::Kivi, true, 0}, ir::SideFormat{4, ir::Quantizer::Codebook, true, 32}}};
+  for (const auto& [key, value] : sides)
+    for (RetentionPolicy policy : {RetentionPolicy::Full, RetentionPolicy::H2O, RetentionPolicy::SnapKV}) {
+      Case c;
+      c.head_dim = (n % 2) ? 128 : 64;
+      c.g = gqa[n % 3];
+      c.kv_heads = c.g == 8 ? 1 : 2;
+      c.context = 150 + static_cast<std::int64_t>(rng() % 60);
+      c.prompt = 60 + static_cast<std::int64_t>(rng() % 30);
+      ir::LayerPlan base;
+      base.key = ir::key_format(key, 32, c.head_dim, 11 + static_cast<std::uint32_t>(n));
+      base.value = ir::value_format(value, 32, c.head_dim, 3 * static_cast<std::uint32_t>(n));
+      base.residual = (n % 3 == 0) ? 0 : 32;
+      base = testing::with_retention(base, policy, 100);
+      ir::LayerPlan second = base;
+      // Values may be rotated under low-rank keys (only keys are coefficients).
+      if (!key.rotated && key.quantizer == ir::Quantizer::Kivi)
+        second = testing::with_rank(base, 16, BasisSharing::PerLayer, BasisSource::Prefill);
+      c.layers = {base, second};
+      c.name = "k" + key.name() + "v" + value.name() + "_" + ir::to_string(policy) + "_d" +
                std::to_string(c.head_dim) + "_g" + std::to_string(c.g) + "_case" + std::to_string(n);
       cases.push_back(c);
       ++n;

@@ -5,6 +5,7 @@
 
 #include "calibration/calibrate.h"
 #include "stats/stats_file.h"
+#include "ir/precision.h"
 #include "frontend/spec.h"
 #include "calibration/error_probes.h"
 #include "support/diagnostics.h"
@@ -30,9 +31,18 @@ int calibrate(CalibrateCommandOptions& o) {
   const auto start = std::chrono::steady_clock::now();
   const model::Model m = model::Model::load(o.model);
   o.run.progress = &std::cerr;
+  const frontend::SearchOptions search = o.spec.empty() ? frontend::SearchOptions{} : frontend::load_spec(o.spec).search;
+  // Whatever the spec's searches may choose is measured too.
+  for (const std::string& family : search.precision.formats)
+    if (std::find(o.run.formats.begin(), o.run.formats.end(), family) == o.run.formats.end())
+      o.run.formats.push_back(family);
+  for (const std::string& c : search.precision.candidates)
+    if (const auto pair = ir::parse_precision_pair(c)) {
+      o.run.extra_key_formats.push_back(pair->key);
+      o.run.extra_value_formats.push_back(pair->value);
+    }
   calibration::CalibrationStats stats = calibration::calibrate(m, o.run);
   if (o.probes) {
-    const frontend::SearchOptions search = o.spec.empty() ? frontend::SearchOptions{} : frontend::load_spec(o.spec).search;
     calibration::ErrorProbeOptions probes;
     probes.sequences = std::min(o.probe_sequences, stats.meta.sequences);
     probes.threads = o.run.threads;
@@ -64,6 +74,11 @@ CommandRunner add_calibrate_command(CLI::App& app) {
   cmd->add_option("--decode", o->run.decode,
                   "Tokens at the end of each sequence treated as decoded (default min(64, length/4))");
   cmd->add_option("--threads", o->run.threads, "Worker threads (default: all cores)");
+  cmd->add_option("--formats", o->run.formats,
+                  "Format families whose every key format x value format is measured, at 2, 3, 4 and 8 bits "
+                  "(ir/precision.h: kivi, t, tr, cr, a, r, ...; the spec's formats and candidates are added)")
+      ->delimiter(',')
+      ->capture_default_str();
   cmd->add_option("--spec", o->spec,
                   "Take the probe plans' group, residual and retention parameters from this spec's search: "
                   "(default: the spec defaults)");

@@ -1,6 +1,7 @@
 // `kvc explain PLAN --stats F [--json]`: why each layer got what it got: its
 // sensitivity, its predicted error by knob, and its nearest alternatives (from the
 // joint search's candidate space) with their bytes and predicted error.
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -10,6 +11,7 @@
 #include "frontend/spec.h"
 #include "ir/layout.h"
 #include "ir/parser.h"
+#include "ir/precision.h"
 #include "passes/cost_model.h"
 #include "passes/joint.h"
 #include "search_commands.h"
@@ -33,9 +35,23 @@ int explain(const ExplainOptions& o) {
   for (const auto& layer : plan.layers)
     if (layer.residual > 0) {
       options.precision.residual = layer.residual;
-      options.precision.group = layer.key.group;
+      if (layer.key.axis == ir::QuantAxis::PerChannel) options.precision.group = layer.key.group;
       break;
     }
+  // ... and its format families (KIVI's always), so a layer's format is set against
+  // the others of its families and against KIVI's alone.
+  const int d = plan.model.head_dim;
+  std::vector<std::string> families = {"kivi"};
+  for (const auto& layer : plan.layers) {
+    for (const ir::SideFormat& side : {ir::key_side(layer.key, ir::key_dims(layer, d)), ir::value_side(layer.value, d)}) {
+      if (side.bits >= 16) continue;
+      const std::string family = ir::family_name(side);
+      if (std::find(families.begin(), families.end(), family) == families.end()) families.push_back(family);
+    }
+    for (const ir::QuantFormat* f : {&layer.key, &layer.value})
+      if (f->rotation == ir::Rotation::Hadamard) options.precision.seed = f->seed;
+  }
+  if (families.size() > 1) options.precision.formats = families;
   const auto tables =
       passes::build_cost_tables(plan, stats, options, passes::joint_candidate_space(plan, options));
   nlohmann::json layers = nlohmann::json::array();
@@ -59,6 +75,16 @@ int explain(const ExplainOptions& o) {
       if (d_bytes > 0 && d_error < 0) best_rate = std::max(best_rate, -d_error / d_bytes);
       alts.push_back({{"choice", passes::describe(e->choice)}, {"bytes", e->bytes}, {"predicted_error", e->error}});
     }
+    // Why not KIVI: the least-error KIVI-only setting in no more bytes.
+    const passes::CostEntry* kivi = nullptr;
+    for (const auto& e : tables[l]) {
+      const bool kivi_only = e.choice.pair.key.quantizer == ir::Quantizer::Kivi && !e.choice.pair.key.rotated &&
+                             e.choice.pair.value.quantizer == ir::Quantizer::Kivi && !e.choice.pair.value.rotated;
+      if (kivi_only && e.bytes <= bytes && (!kivi || e.error < kivi->error)) kivi = &e;
+    }
+    const nlohmann::json kivi_json =
+        kivi ? nlohmann::json{{"choice", passes::describe(kivi->choice)}, {"bytes", kivi->bytes}, {"predicted_error", kivi->error}}
+             : nlohmann::json(nullptr);
     layers.push_back({{"layer", layer},
                       {"sensitivity", passes::layer_sensitivity(stats, layer)},
                       {"bytes", bytes},
@@ -66,6 +92,10 @@ int explain(const ExplainOptions& o) {
                       {"quant_error", b.quant},
                       {"retention_error", b.retention},
                       {"rank_error", b.rank},
+                      {"format", ir::PrecisionPair{ir::key_side(plan.layers[l].key, ir::key_dims(plan.layers[l], d)),
+                                                   ir::value_side(plan.layers[l].value, d)}
+                                     .name()},
+                      {"best_kivi", kivi_json},
                       {"alternatives", alts}});
   }
   if (o.json) {
@@ -82,10 +112,16 @@ int explain(const ExplainOptions& o) {
               static_cast<long long>(ir::total_bytes(plan)), static_cast<long long>(plan.budget_bytes),
               prediction.total);
   for (const auto& j : layers) {
-    std::printf("layer %d: sensitivity %.4g, %lld bytes, predicted error %.4g (quant %.3g, retention %.3g, rank %.3g)\n",
-                j["layer"].get<int>(), j["sensitivity"].get<double>(), j["bytes"].get<long long>(),
+    std::printf("layer %d: %s, sensitivity %.4g, %lld bytes, predicted error %.4g (quant %.3g, retention %.3g, rank %.3g)\n",
+                j["layer"].get<int>(), j["format"].get<std::string>().c_str(), j["sensitivity"].get<double>(), j["bytes"].get<long long>(),
                 j["predicted_error"].get<double>(), j["quant_error"].get<double>(),
                 j["retention_error"].get<double>(), j["rank_error"].get<double>());
+    if (const auto& k = j["best_kivi"]; !k.is_null() && k["choice"] != j["format"])
+      std::printf("    KIVI's best in no more bytes, %s, predicted error %+.4g: %s\n", k["choice"].get<std::string>().c_str(),
+                  k["predicted_error"].get<double>() - j["predicted_error"].get<double>(),
+                  k["predicted_error"].get<double>() > j["predicted_error"].get<double>()
+                      ? "this layer's format loses less"
+                      : "as good or better (the plan was not planned with these stats)");
     for (const auto& a : j["alternatives"]) {
       const long long d_bytes = a["bytes"].get<long long>() - j["bytes"].get<long long>();
       const double d_error = a["predicted_error"].get<double>() - j["predicted_error"].get<double>();

@@ -2,14 +2,15 @@
 
 #include <cstdio>
 
+#include "ir/precision.h"
 #include "support/text.h"
 
 namespace kvc::cli {
 namespace {
 
-std::string format_cell(const ir::QuantFormat& f) {
-  if (f.bits >= 16) return "16";
-  return std::to_string(f.bits);
+// Bits, then the pair-name letters of a non-KIVI format (ir/precision.h): "4", "4tr", "2cr".
+std::string format_cell(const ir::QuantFormat& f, bool key, int dims) {
+  return (key ? ir::key_side(f, dims) : ir::value_side(f, dims)).name();
 }
 
 std::string group_cell(const ir::LayerPlan& p) {
@@ -30,7 +31,12 @@ std::string rank_cell(const ir::LayerPlan& p) {
 }
 
 nlohmann::ordered_json format_json(const ir::QuantFormat& f) {
-  return {{"bits", f.bits}, {"axis", ir::to_string(f.axis)}, {"group", f.group}};
+  return {{"bits", f.bits},
+          {"axis", ir::to_string(f.axis)},
+          {"group", f.group},
+          {"scheme", ir::to_string(f.scheme)},
+          {"rotation", ir::to_string(f.rotation)},
+          {"seed", f.seed}};
 }
 
 }  // namespace
@@ -47,8 +53,8 @@ void print_plan_table(std::ostream& out, const PlanSummary& s) {
   out << line;
   for (std::size_t i = 0; i < m.layers.size(); ++i) {
     const auto& p = m.layers[i];
-    std::snprintf(line, sizeof line, "%5d %6s %6s %7s %8d %22s %8s %14lld\n", p.index, format_cell(p.key).c_str(),
-                  format_cell(p.value).c_str(), group_cell(p).c_str(), p.residual,
+    std::snprintf(line, sizeof line, "%5d %6s %6s %7s %8d %22s %8s %14lld\n", p.index, format_cell(p.key, true, ir::key_dims(p, m.model.head_dim)).c_str(),
+                  format_cell(p.value, false, m.model.head_dim).c_str(), group_cell(p).c_str(), p.residual,
                   kept_cell(p, m.workload.context).c_str(), rank_cell(p).c_str(),
                   static_cast<long long>(e.layers[i].total()));
     out << line;
@@ -91,6 +97,9 @@ nlohmann::ordered_json plan_json(const PlanSummary& s) {
     const auto& p = m.layers[i];
     const auto& b = e.layers[i];
     layers.push_back({{"layer", p.index},
+                      {"precision", ir::PrecisionPair{ir::key_side(p.key, ir::key_dims(p, m.model.head_dim)),
+                                                      ir::value_side(p.value, m.model.head_dim)}
+                                        .name()},
                       {"key", format_json(p.key)},
                       {"value", format_json(p.value)},
                       {"residual", p.residual},
