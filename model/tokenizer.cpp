@@ -147,9 +147,12 @@ Tokenizer Tokenizer::for_model(const std::string& model_path, int vocab, const s
   Tokenizer t;
   if (!explicit_path.empty()) {
     t = load_llama2c(explicit_path, vocab);
-  } else if (gguf && gguf_has_vocabulary(frontend::GgufFile::open(model_path))) {
-    t = from_gguf(frontend::GgufFile::open(model_path));
-  } else {
+  } else if (gguf) {
+    // A GGUF model is parsed once: its own vocabulary when it has one.
+    const frontend::GgufFile file = frontend::GgufFile::open(model_path);
+    if (gguf_has_vocabulary(file)) t = from_gguf(file);
+  }
+  if (t.pieces_.empty() && explicit_path.empty()) {
     const std::filesystem::path dir = std::filesystem::path(model_path).parent_path();
     std::vector<std::filesystem::path> tried;
     for (const std::string& name : {"tok" + std::to_string(vocab) + ".bin", std::string("tokenizer.bin")}) {
