@@ -333,14 +333,17 @@ GgufFile GgufFile::open(const std::string& path) {
   for (const GgufTensorInfo& t : g.tensors_) {
     const BlockGeometry bg = block_geometry(t.type);
     std::uint64_t nbytes = 0;  // unknown types: only the start is checked
-    if (bg.elements != 0) {
-      // elements fits in int64 and bytes/elements <= 8, so this cannot overflow unsigned 64 bits.
-      nbytes = static_cast<std::uint64_t>(t.elements() / bg.elements) * static_cast<std::uint64_t>(bg.bytes);
-    }
-    if (t.offset > data_bytes || nbytes > data_bytes - t.offset)
+    // Up to 4 bytes per element on 2^63 elements can pass 2^64: a wrapped size
+    // would pass the bounds check below (fuzz/gguf.cpp found one).
+    bool overflows = false;
+    if (bg.elements != 0)
+      overflows = __builtin_mul_overflow(static_cast<std::uint64_t>(t.elements() / bg.elements),
+                                         static_cast<std::uint64_t>(bg.bytes), &nbytes);
+    if (overflows || t.offset > data_bytes || nbytes > data_bytes - t.offset)
       fail_at(path, static_cast<std::uint64_t>(t.info_offset),
               "tensor '" + t.name + "' (" + ggml_type_name(t.type) + " " + shape_string(t.ne) + ", " +
-                  std::to_string(nbytes) + " bytes at data offset " + std::to_string(t.offset) +
+                  (overflows ? std::string("more than 2^64") : std::to_string(nbytes)) + " bytes at data offset " +
+                  std::to_string(t.offset) +
                   ") extends past the end of the file (data section of " + std::to_string(data_bytes) +
                   " bytes at file offset " + std::to_string(g.data_offset_) + "; truncated?)");
   }

@@ -89,6 +89,16 @@ class ConfigReader {
       if (auto col = what.find("column "); col != std::string::npos)
         if (auto colon = what.find(": ", col); colon != std::string::npos) what = what.substr(colon + 2);
       throw Error(location_at(file_, text_, at), "", "JSON syntax error: " + what);
+    } catch (const json::out_of_range& e) {
+      // A number beyond double ("1e4336"): well-formed JSON, but nlohmann's
+      // out_of_range carries no position, only the literal in quotes; point at
+      // its first occurrence.
+      const std::string what = e.what();
+      const std::size_t open = what.find('\''), close = what.rfind('\'');
+      const std::string literal = open < close ? what.substr(open + 1, close - open - 1) : std::string();
+      const std::size_t at = literal.empty() ? std::string::npos : text_.find(literal);
+      throw Error(at == std::string::npos ? SourceLocation{file_, 0, 0} : location_at(file_, text_, at), "",
+                  "JSON number out of range: " + (literal.empty() ? what : literal));
     }
     if (!root_.is_object()) throw Error(SourceLocation{file_, 1, 1}, "", "a config.json must hold a JSON object");
     offsets_ = key_offsets(text_);

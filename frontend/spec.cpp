@@ -10,6 +10,7 @@
 #include "frontend/model_file.h"
 #include "frontend/spec_limits.h"
 #include "frontend/spec_yaml.h"
+#include "frontend/yaml_documents.h"
 #include "ir/layout.h"
 #include "ir/precision.h"
 #include "support/text.h"
@@ -86,7 +87,7 @@ class SpecParser {
   YAML::Node load(const std::string& text) {
     std::vector<YAML::Node> docs;
     try {
-      docs = YAML::LoadAll(text);
+      docs = yaml::load_documents(text);
     } catch (const YAML::Exception& e) {
       r_.fail(r_.at(e.mark), "", "YAML syntax error: " + e.msg + syntax_hint(e.msg));
     }

@@ -375,6 +375,11 @@ void LayerStore::check_end_prefill(int slot, const float* window, std::int64_t n
   if (!s.staging || s.waiting_group) fail(KVC_ERROR_STATE, where + "end_prefill called twice");
   if (!window_selection_) return;
   if (n_q < 0) fail(KVC_ERROR_INVALID_ARGUMENT, where + "negative window query count");
+  // An empty prompt has no queries either: a positive count there could only
+  // describe a buffer nobody meant, and the finiteness check below would read it.
+  if (s.seen == 0 && n_q > 0)
+    fail(KVC_ERROR_INVALID_ARGUMENT, where + "an empty prompt takes no window queries at end_prefill, got " +
+                                         std::to_string(n_q));
   if (s.seen > 0 && (n_q < 1 || n_q > s.seen))
     fail(KVC_ERROR_INVALID_ARGUMENT, where + ir::to_string(plan_.retention.policy) + " needs between 1 and " +
                                          std::to_string(s.seen) + " window queries at end_prefill, got " +
@@ -473,6 +478,10 @@ void LayerStore::check_attend(int slot) const {
     fail(KVC_ERROR_STATE, "layer " + std::to_string(layer_) + ": attend before end_prefill" +
                               (s.waiting_group ? " of every layer of its cross-layer group" : "") +
                               " (the prompt is still staged)");
+  // Attention over no keys has no value; the kernels would return zeros and hide
+  // a missing append (a decode step appends its token before it attends).
+  if (s.seen == 0)
+    fail(KVC_ERROR_STATE, "layer " + std::to_string(layer_) + ": attend to a sequence holding no tokens (append first)");
 }
 
 void LayerStore::attend_head(int slot, int h, const float* q, float* out) {

@@ -34,6 +34,8 @@ Store::Store(ir::Module module, int threads) : Store(std::move(module), StoreOpt
 
 Store::Store(ir::Module module, const StoreOptions& options)
     : module_(std::move(module)), backend_(options.backend), pool_(std::max(options.threads, 1)) {
+  if (options.first_sequence_id < 1) fail(KVC_ERROR_INVALID_ARGUMENT, "sequence ids start at 1 or above");
+  next_id_ = options.first_sequence_id;
   if (backend_ != KVC_BACKEND_REFERENCE && backend_ != KVC_BACKEND_LLVM_JIT && backend_ != KVC_BACKEND_LLVM_AOT)
     fail(KVC_ERROR_INVALID_ARGUMENT, "unknown backend " + std::to_string(static_cast<int>(backend_)));
   // Only the JIT generates int8-dot kernels; elsewhere the flag would be silently ignored.
@@ -83,6 +85,12 @@ std::shared_ptr<Store::Sequence> Store::find(kvc_seq seq) const {
   return it->second;
 }
 
+std::unique_lock<std::mutex> Store::lock_live(Sequence& s, kvc_seq seq) {
+  std::unique_lock lock(s.mutex);
+  if (s.freed) fail(KVC_ERROR_INVALID_ARGUMENT, "unknown sequence " + std::to_string(seq) + " (freed during the call)");
+  return lock;
+}
+
 LayerStore& Store::layer_at(int layer) const {
   if (layer < 0 || layer >= static_cast<int>(layers_.size()))
     fail(KVC_ERROR_INVALID_ARGUMENT, "unknown layer " + std::to_string(layer) + " (the plan has " +
@@ -94,6 +102,17 @@ const LayerStore& Store::layer_store(int layer) const { return layer_at(layer); 
 
 int Store::slot_of(kvc_seq seq) const { return find(seq)->slot; }
 
+kvc_seq Store::take_id() {
+  // Counting on past INT32_MAX would be undefined; starting again at 1 and
+  // skipping the live ids (at most workload.batch) reuses an id only after
+  // 2^31 - 1 later creations, as kvc.h promises.
+  for (;;) {
+    const kvc_seq id = next_id_;
+    next_id_ = id == INT32_MAX ? 1 : id + 1;
+    if (!sequences_.count(id)) return id;
+  }
+}
+
 kvc_seq Store::create_sequence() {
   std::lock_guard lock(mutex_);
   if (free_slots_.empty())
@@ -103,14 +122,14 @@ kvc_seq Store::create_sequence() {
   s->slot = free_slots_.back();
   for (auto& layer : layers_) layer->open_slot(s->slot);
   free_slots_.pop_back();
-  const kvc_seq id = next_id_++;
+  const kvc_seq id = take_id();
   sequences_.emplace(id, std::move(s));
   return id;
 }
 
 kvc_seq Store::fork_sequence(kvc_seq source) {
   std::shared_ptr<Sequence> src = find(source);
-  std::lock_guard src_lock(src->mutex);
+  const auto src_lock = lock_live(*src, source);
   std::lock_guard lock(mutex_);
   if (free_slots_.empty())
     fail(KVC_ERROR_CAPACITY, "cannot fork sequence " + std::to_string(source) + ": all " +
@@ -119,7 +138,7 @@ kvc_seq Store::fork_sequence(kvc_seq source) {
   s->slot = free_slots_.back();
   for (auto& layer : layers_) layer->copy_slot(src->slot, s->slot);
   free_slots_.pop_back();
-  const kvc_seq id = next_id_++;
+  const kvc_seq id = take_id();
   sequences_.emplace(id, std::move(s));
   return id;
 }
@@ -134,6 +153,7 @@ void Store::free_sequence(kvc_seq seq) {
     sequences_.erase(it);
   }
   std::lock_guard seq_lock(s->mutex);  // waits for a call still running on it
+  s->freed = true;
   for (auto& layer : layers_) layer->close_slot(s->slot);
   std::lock_guard lock(mutex_);
   free_slots_.push_back(s->slot);
@@ -142,7 +162,7 @@ void Store::free_sequence(kvc_seq seq) {
 void Store::append(int layer, kvc_seq seq, const float* k, const float* v, std::int64_t n_tokens) {
   LayerStore& l = layer_at(layer);
   std::shared_ptr<Sequence> s = find(seq);
-  std::lock_guard lock(s->mutex);
+  const auto lock = lock_live(*s, seq);
   l.check_append(s->slot, k, v, n_tokens);
   l.append(s->slot, k, v, n_tokens);
 }
@@ -150,7 +170,7 @@ void Store::append(int layer, kvc_seq seq, const float* k, const float* v, std::
 void Store::end_prefill(int layer, kvc_seq seq, const float* window, std::int64_t n_q) {
   LayerStore& l = layer_at(layer);
   std::shared_ptr<Sequence> s = find(seq);
-  std::lock_guard lock(s->mutex);
+  const auto lock = lock_live(*s, seq);
   l.check_end_prefill(s->slot, window, n_q);
   if (!l.stages()) return;
   if (!l.begin_end_prefill(s->slot, window, n_q)) {
@@ -193,7 +213,7 @@ void Store::attend_batch(int layer, const kvc_seq* seqs, int n_seqs, const float
   std::map<kvc_seq, std::shared_ptr<Sequence>> found;
   for (kvc_seq id : ids) found.emplace(id, find(id));
   std::vector<std::unique_lock<std::mutex>> locks;
-  for (auto& [id, s] : found) locks.emplace_back(s->mutex);
+  for (auto& [id, s] : found) locks.push_back(lock_live(*s, id));
   std::vector<int> slots;
   for (int i = 0; i < n_seqs; ++i) {
     const int slot = found.at(seqs[i])->slot;
@@ -299,6 +319,7 @@ kvc_memory_stats Store::memory_stats() const {
   }
   for (const auto& s : live) {
     std::lock_guard lock(s->mutex);
+    if (s->freed) continue;  // freed since the list was taken: its slot is no longer its own
     for (const auto& layer : layers_) {
       st.bytes_used += layer->bytes_used(s->slot);
       st.staging_bytes += layer->staging_bytes(s->slot);

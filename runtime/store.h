@@ -23,6 +23,7 @@ struct StoreOptions {
   kvc_backend backend = KVC_BACKEND_REFERENCE;  // kvc.h "Kernels"
   ir::KernelIsa isa = ir::KernelIsa::Host;      // llvm-jit only
   bool int8_dot = false;                        // llvm-jit only: JitKernels' int8-dot lowering
+  kvc_seq first_sequence_id = 1;                // ids count up from here (tests start near the wrap)
 };
 
 class Store {
@@ -63,9 +64,17 @@ class Store {
  private:
   struct Sequence {
     int slot = 0;
-    std::mutex mutex;  // one call on this sequence at a time
+    std::mutex mutex;    // one call on this sequence at a time
+    bool freed = false;  // under `mutex`: its slot may already belong to another sequence
   };
   std::shared_ptr<Sequence> find(kvc_seq seq) const;
+  // Locks a sequence find() returned. A free may have run between the two (the
+  // caller looked it up, then waited for the lock while another thread freed
+  // it): then the call fails as for an unknown sequence, and never touches the
+  // slot, which may already hold the next sequence created.
+  static std::unique_lock<std::mutex> lock_live(Sequence& s, kvc_seq seq);
+  // The next free id (under mutex_).
+  kvc_seq take_id();
   LayerStore& layer_at(int layer) const;
   void check_query(const float* q, const float* out) const;
   // The attention kernel `layer` runs when the host has installed none.

@@ -51,6 +51,12 @@
  * changed, and kvc_last_error() returns a message (thread-local: it describes the
  * last failed call made by the calling thread).
  *
+ * Handles: a NULL runtime is an error; a destroyed one must not be used again (as
+ * with free(), that cannot be detected). Sequence ids are positive, and a runtime
+ * gives an id out again only after 2^31 - 1 later creations: a freed or made-up id
+ * is reported as an unknown sequence, not taken for another one. A call racing the
+ * free of its sequence on another thread fails the same way.
+ *
  * Thread safety: one runtime may be used from several threads at once as long as
  * each sequence is used by one thread at a time (calls on the same sequence from
  * two threads are serialised by a per-sequence lock, never corrupting it, but
@@ -86,7 +92,7 @@ typedef enum kvc_status {
   KVC_OK = 0,
   KVC_ERROR_INVALID_ARGUMENT = 1, /* null pointer, unknown layer/sequence, bad size or value */
   KVC_ERROR_CAPACITY = 2,         /* past the plan's context, or more sequences than its batch */
-  KVC_ERROR_STATE = 3,            /* call out of order (attend during prefill, end_prefill twice) */
+  KVC_ERROR_STATE = 3,            /* call out of order (attend during prefill or before any append, end_prefill twice) */
   KVC_ERROR_PLAN = 4,             /* the plan file cannot be read or cannot be stored */
   KVC_ERROR_INTERNAL = 5          /* out of memory or a bug */
 } kvc_status;
@@ -183,7 +189,8 @@ kvc_status kvc_sequence_fork(kvc_runtime* rt, kvc_seq source, kvc_seq* out);
 kvc_status kvc_sequence_free(kvc_runtime* rt, kvc_seq seq);
 
 kvc_status kvc_append(kvc_runtime* rt, int32_t layer, kvc_seq seq, const float* k, const float* v, int64_t n_tokens);
-/* window may be NULL with n_q = 0 for plans without SnapKV/CAKE; those need 1 <= n_q <= prompt tokens. */
+/* window may be NULL with n_q = 0 for plans without SnapKV/CAKE; those need 1 <= n_q <= prompt tokens
+ * (n_q = 0 for an empty prompt). */
 kvc_status kvc_end_prefill(kvc_runtime* rt, int32_t layer, kvc_seq seq, const float* window, int64_t n_q);
 kvc_status kvc_attend(kvc_runtime* rt, int32_t layer, kvc_seq seq, const float* q, float* out);
 /* n_seqs sequences of one layer at once: q and out are [n_seqs][q_heads][head_dim]. */

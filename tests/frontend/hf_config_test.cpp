@@ -108,6 +108,17 @@ TEST(HfConfig, TruncatedFile) {
   EXPECT_EQ(e.location().column, 24);
 }
 
+// A number beyond double is well-formed JSON that nlohmann refuses with an
+// exception carrying no position (found by fuzz/hf_config.cpp: it escaped as
+// nlohmann's out_of_range, not a kvc::Error).
+TEST(HfConfig, NumberBeyondDoubleIsLocated) {
+  const Error e =
+      error_of(write_config("huge_number", "{\n  \"num_hidden_layers\": 5,\n  \"intermediate_size\": 1e4336\n}\n"));
+  EXPECT_EQ(e.location().line, 3);
+  EXPECT_EQ(e.location().column, 24);
+  EXPECT_NE(e.message().find("JSON number out of range: 1e4336"), std::string::npos) << e.what();
+}
+
 struct BadConfig {
   const char* name;
   const char* text;

@@ -11,6 +11,7 @@
 #include "frontend/model_file.h"
 #include "model/model.h"
 #include "model/stories_gguf.h"
+#include "model/error_of.h"
 #include "model/test_files.h"
 #include "model/tiny_gguf.h"
 #include "support/diagnostics.h"
@@ -21,21 +22,8 @@ namespace {
 
 using testing::GgufTensorType;
 
-// The message of the kvc::Error `f` throws; "" when it throws nothing. Any
-// other exception is a test failure.
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw a non-kvc exception: " << e.what();
-    return "<non-kvc exception>";
-  }
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+using testing::contains;
+using testing::error_of;
 
 // Offsets to cut at: every byte of the first `dense` bytes, then every `stride`-th, and the last byte.
 std::vector<std::size_t> cut_points(std::size_t size, std::size_t dense, std::size_t stride) {
@@ -222,6 +210,26 @@ TEST_F(CorruptFiles, UnsupportedTensorTypeIsReportedAtLoadNotAtInfo) {
   EXPECT_EQ(info.shape.layers, 5);
   const std::string e = error_of([&] { Model::load(path); });
   EXPECT_TRUE(contains(e, path) && contains(e, "blk.0.attn_q.weight") && contains(e, "Q4_0")) << e;
+}
+
+// An F32 tensor of 2^62 + 8 elements: 4 bytes each wrap the byte size to 32 in
+// 64 bits, which fits the data section. Found by fuzz/gguf.cpp, where reading the
+// tensor then asked std::vector for 2^62 floats.
+TEST(CorruptGguf, TensorWhoseByteSizeWrapsIsPastTheEnd) {
+  std::vector<std::uint8_t> b = testing::tiny_llama_gguf().bytes();
+  const std::string name = "blk.0.attn_norm.weight";
+  const std::size_t ne0 = find_bytes(b, name) + name.size() + 4;  // after the name, n_dims (1)
+  std::uint64_t n = 0;
+  std::memcpy(&n, b.data() + ne0, 8);
+  ASSERT_EQ(n, 8u);
+  n = (std::uint64_t{1} << 62) + 8;
+  std::memcpy(b.data() + ne0, &n, 8);
+  const std::string path = testing::scratch_path("wrapped_size.gguf");
+  testing::write_file_bytes(path, b);
+  const std::string e = error_of([&] { frontend::GgufFile::open(path); });
+  EXPECT_TRUE(contains(e, path) && contains(e, name) && contains(e, "more than 2^64 bytes") &&
+              contains(e, "extends past the end"))
+      << e;
 }
 
 TEST(CorruptGguf, OtherArchitecturesAreReadForShapeButNotRun) {

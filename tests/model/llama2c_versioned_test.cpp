@@ -12,6 +12,7 @@
 #include "frontend/model_file.h"
 #include "model/llama2c_writer.h"
 #include "model/model.h"
+#include "model/error_of.h"
 #include "model/test_files.h"
 #include "support/diagnostics.h"
 #include "test_support/test_data.h"
@@ -19,19 +20,8 @@
 namespace kvc::model {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw a non-kvc exception: " << e.what();
-    return "<non-kvc exception>";
-  }
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+using testing::contains;
+using testing::error_of;
 
 void expect_same_weights(const frontend::Llama2cCheckpoint& got, const frontend::Llama2cCheckpoint& want) {
   EXPECT_EQ(got.token_embedding, want.token_embedding);

@@ -12,6 +12,7 @@
 #include "frontend/gguf.h"
 #include "model/gguf_writer.h"
 #include "model/reference_vectors.h"
+#include "model/error_of.h"
 #include "model/test_files.h"
 #include "model/tokenizer.h"
 #include "support/diagnostics.h"
@@ -20,19 +21,8 @@
 namespace kvc::model {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "threw a non-kvc exception: " << e.what();
-    return "<non-kvc exception>";
-  }
-  return "";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+using testing::contains;
+using testing::error_of;
 
 // A llama2.c tokenizer file, parsed plainly: the oracle's vocabulary.
 struct RawVocab {
