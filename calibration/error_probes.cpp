@@ -54,14 +54,12 @@ void measure_error_probes(const model::Model& model, const frontend::SearchOptio
   // Eviction is probed on top of these pairs; the format families' pairs below only
   // for their own KL (a search prices eviction on them by the worst probed pair).
   const std::size_t retention_pairs = pairs.size();
-  for (const std::string& key_family : search.precision.formats)
-    for (const std::string& value_family : search.precision.formats)
-      for (int bits : {4, 3, 2}) {
-        const auto key = ir::family_side(key_family, bits), value = ir::family_side(value_family, bits);
-        if (key && value && ir::side_problem(*key, meta.model.head_dim).empty() &&
-            ir::side_problem(*value, meta.model.head_dim).empty())
-          add({*key, *value});
-      }
+  // Every pair of the families (each its own uniform KL: extrapolating one pair's KL
+  // from another's misprices them badly enough to mislead a search).
+  if (search.precision.candidates.empty())
+    for (const ir::PrecisionPair& pair : passes::precision_candidates(search.precision))
+      if (ir::side_problem(pair.key, meta.model.head_dim).empty() && ir::side_problem(pair.value, meta.model.head_dim).empty())
+        add(pair);
   const std::vector<ir::RetentionPolicy> policies = {ir::RetentionPolicy::StreamingLLM, ir::RetentionPolicy::H2O,
                                                      ir::RetentionPolicy::SnapKV};
   const int d = meta.model.head_dim;

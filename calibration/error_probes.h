@@ -8,8 +8,8 @@
 // recorded:
 //   quant      every precision pair a search may choose (the default KVTuner seven,
 //              the uniform ladder, `options.precision.candidates`), and for the spec's
-//              format families every key family x value family at 4, 3 and 2 bits on
-//              both sides, keeping every token;
+//              format families every pair of them (key family x value family, 8, 4, 3
+//              and 2 bits each), keeping every token;
 //   retention  StreamingLLM, H2O and SnapKV at kept fractions 1/32 .. 3/4 of the
 //              context, fp16 keys and values (eviction in prefill AND decode, errors
 //              compounding through the layers: what the per-layer stats cannot see);

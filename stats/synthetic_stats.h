@@ -38,8 +38,10 @@ struct SyntheticStatsOptions {
   // Format families measured (ir/precision.h family names), each at 2, 3, 4, 8 bits.
   // A family scales KIVI's error at the same bits: per-token keys without rotation
   // lose more (outlier channels), rotated ones and codebooks less. With end-to-end
-  // probes, each family pair also gets probes at 4, 3 and 2 bits, without eviction
-  // rows (NaN), as `kvc calibrate --spec` stores them.
+  // probes, each family pair also gets probes at 4, 3 and 2 bits on both sides,
+  // without eviction rows (NaN rows, as `kvc calibrate --spec` stores its format
+  // probes; a real calibration probes every pair), so the other pairs are
+  // extrapolated as the cost model does for any unprobed pair.
   std::vector<std::string> families = {"kivi"};
 };
 
