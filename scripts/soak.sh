@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The runtime soak (tests/runtime/soak.h) for SECONDS (default 600), outside CI:
 # two host threads drive sequences of a mixed plan through the C API, half the
-# time on the reference backend (outputs bit-identical to the reference caches),
-# half on llvm-jit (to 1e-5 of their norm), with the memory statistics checked
+# time on the reference backend (outputs bit-identical to the reference caches;
+# the plan has its rotated layers there), half on llvm-jit (to 1e-5 of their
+# norm; rotated layers only once it generates them), with the memory statistics checked
 # against the plan's estimate after every operation. It runs in the ASan build
 # (build-asan) with LeakSanitizer on: a leak fails the run. (LLVM's JIT leaves
 # nothing LeakSanitizer reports once the runtime is destroyed, so nothing is

@@ -13,8 +13,10 @@
 #include <thread>
 #include <vector>
 
+#include "backends/llvm/generated_formats.h"
 #include "backends/reference/reference_cache.h"
 #include "ir/layout.h"
+#include "ir/precision.h"
 #include "ir/printer.h"
 #include "runtime/plan_builders.h"
 
@@ -26,7 +28,7 @@ using ir::BasisSource;
 using ir::RetentionPolicy;
 using Clock = std::chrono::steady_clock;
 
-constexpr int kHeadDim = 64, kKvHeads = 2, kG = 2, kLayers = 4;
+constexpr int kHeadDim = 64, kKvHeads = 2, kG = 2;
 constexpr int kCalibratedLayer = 3, kCalibratedRank = 24;
 constexpr std::int64_t kContext = 192;
 constexpr std::size_t kKvRow = kKvHeads * kHeadDim, kQRow = kKvHeads * kG * kHeadDim;
@@ -116,7 +118,7 @@ class Worker {
     else if (r < 19)
       free_twin(pick(twins_.size()));
     else if (r < 27 && twins_.size() >= 2)
-      attend_batch(static_cast<int>(pick(kLayers)));
+      attend_batch(static_cast<int>(pick(layers())));
     else
       decode(pick(twins_.size()));
   }
@@ -132,7 +134,7 @@ class Worker {
     ++report_.creates;
     Twin t;
     t.seq = id;
-    for (int l = 0; l < kLayers; ++l) {
+    for (int l = 0; l < layers(); ++l) {
       t.ref.push_back(std::make_unique<reference::ReferenceLayerCache>(s_.module, l));
       if (l == kCalibratedLayer)
         for (int h = 0; h < kKvHeads; ++h) t.ref.back()->set_basis(h, s_.calibrated[static_cast<std::size_t>(h)]);
@@ -145,7 +147,7 @@ class Worker {
   // end of prefill with a random number of window queries.
   void prefill(Twin& t) {
     const std::int64_t n = 1 + static_cast<std::int64_t>(rng_() % (kContext / 2));
-    for (int l = 0; l < kLayers; ++l) {
+    for (int l = 0; l < layers(); ++l) {
       for (std::int64_t done = 0; done < n;) {
         const std::int64_t chunk = 1 + static_cast<std::int64_t>(rng_() % static_cast<std::uint64_t>(n - done));
         const auto k = random_values(kKvRow * static_cast<std::size_t>(chunk));
@@ -157,7 +159,7 @@ class Worker {
       }
     }
     const std::int64_t n_q = 1 + static_cast<std::int64_t>(rng_() % static_cast<std::uint64_t>(std::min<std::int64_t>(n, 8)));
-    for (int l = 0; l < kLayers; ++l) {
+    for (int l = 0; l < layers(); ++l) {
       const auto window = random_values(kQRow * static_cast<std::size_t>(n_q));
       expect_ok(kvc_end_prefill(s_.rt, l, t.seq, window.data(), n_q), where() + "end_prefill");
       t.ref[static_cast<std::size_t>(l)]->end_prefill(std::span<const float>(window));
@@ -199,7 +201,7 @@ class Worker {
     Twin& t = twins_[i];
     if (t.seen == kContext) {
       const auto k = random_values(kKvRow), v = random_values(kKvRow), q = random_values(kQRow);
-      const int l = static_cast<int>(pick(kLayers));
+      const int l = static_cast<int>(pick(layers()));
       expect_refused(kvc_append(s_.rt, l, t.seq, k.data(), v.data(), 1), KVC_ERROR_CAPACITY, "context",
                      where() + "append to a full sequence");
       ++report_.refusals;
@@ -207,7 +209,7 @@ class Worker {
       free_twin(i);
       return;
     }
-    for (int l = 0; l < kLayers; ++l) {
+    for (int l = 0; l < layers(); ++l) {
       const auto k = random_values(kKvRow), v = random_values(kKvRow), q = random_values(kQRow);
       expect_ok(kvc_append(s_.rt, l, t.seq, k.data(), v.data(), 1), where() + "decode append");
       t.ref[static_cast<std::size_t>(l)]->append(k.data(), v.data(), 1);
@@ -279,6 +281,8 @@ class Worker {
 
   Shared& s_;
   int index_;
+  int layers() const { return s_.module.model.layers; }
+
   std::mt19937 rng_;
   std::vector<Twin> twins_;
   SoakReport report_;
@@ -286,7 +290,20 @@ class Worker {
 
 }  // namespace
 
-ir::Module soak_module(std::int64_t batch) {
+namespace {
+
+ir::LayerPlan rotated_layer(const std::string& pair_name, int residual) {
+  const ir::PrecisionPair pair = *ir::parse_precision_pair(pair_name);
+  ir::LayerPlan p;
+  p.key = ir::key_format(pair.key, 32, kHeadDim, /*seed=*/11);
+  p.value = ir::value_format(pair.value, 32, kHeadDim, /*seed=*/12);
+  p.residual = residual;
+  return p;
+}
+
+}  // namespace
+
+ir::Module soak_module(std::int64_t batch, bool rotated) {
   using testing::kivi_layer;
   using testing::with_rank;
   using testing::with_retention;
@@ -296,8 +313,25 @@ ir::Module soak_module(std::int64_t batch) {
   const ir::LayerPlan l2 = with_retention(kivi_layer(2, 2, 32, 32), RetentionPolicy::SnapKV, 80);
   const ir::LayerPlan l3 = with_rank(with_retention(kivi_layer(4, 4, 32, 32), RetentionPolicy::CAKE, 100),
                                      kCalibratedRank, BasisSharing::PerLayer, BasisSource::Calibrated);
-  return testing::runtime_module(kHeadDim, kKvHeads, kG, kContext, batch, {l0, l1, l2, l3});
+  if (!rotated) return testing::runtime_module(kHeadDim, kKvHeads, kG, kContext, batch, {l0, l1, l2, l3});
+  const ir::LayerPlan l4 = with_retention(rotated_layer("K4trV2cr", 32), RetentionPolicy::H2O, 96);
+  const ir::LayerPlan l5 = rotated_layer("K3tV3cr", 0);
+  return testing::runtime_module(kHeadDim, kKvHeads, kG, kContext, batch, {l0, l1, l2, l3, l4, l5});
 }
+
+// Whether `backend` runs the rotated formats: the reference backend does; the
+// llvm-jit backend does once it generates every layer of the rotated soak plan.
+namespace {
+
+bool rotated_formats_run_on(kvc_backend backend) {
+  if (backend == KVC_BACKEND_REFERENCE) return true;
+  const ir::Module m = soak_module(1, /*rotated=*/true);
+  for (int l = 0; l < m.model.layers; ++l)
+    if (!llvm_backend::unsupported_format(ir::lower_layer(m, l)).empty()) return false;
+  return true;
+}
+
+}  // namespace
 
 SoakReport run_soak(const SoakOptions& options) {
   SoakReport total;
@@ -305,7 +339,8 @@ SoakReport run_soak(const SoakOptions& options) {
   const int threads = std::max(options.threads, 1);
   // Room for two sequences per thread and one more: threads compete for the
   // last slots, so creates and forks are refused now and then.
-  s.module = soak_module(2 * threads + 1);
+  total.rotated = rotated_formats_run_on(options.backend);
+  s.module = soak_module(2 * threads + 1, total.rotated);
   s.exact = options.backend == KVC_BACKEND_REFERENCE;
   s.estimate = ir::total_bytes(s.module);
   for (std::int64_t live = 0; live <= s.module.workload.batch; ++live) {
@@ -377,12 +412,14 @@ SoakReport run_soak(const SoakOptions& options) {
     total.refusals += r.refusals;
   }
   total.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  total.layers = s.module.model.layers;
   return total;
 }
 
 std::string describe(const SoakReport& r) {
   std::ostringstream os;
-  os << r.operations << " operations in " << r.seconds << " s (each followed by a memory check): " << r.creates
+  os << r.layers << " layers" << (r.rotated ? " (rotated formats included)" : " (no rotated formats: the backend refuses them)")
+     << ", " << r.operations << " operations in " << r.seconds << " s (each followed by a memory check): " << r.creates
      << " creates with " << r.prefills << " prompts, " << r.forks << " forks, " << r.frees << " frees, "
      << r.appended_tokens << " tokens appended, " << r.attends << " attends, " << r.batch_attends
      << " batched attends, " << r.refusals << " refusals as the plan requires; "

@@ -37,14 +37,19 @@ struct SoakReport {
   std::int64_t appended_tokens = 0, attends = 0, batch_attends = 0;
   std::int64_t refusals = 0;    // calls refused as they must be (capacity, context)
   double seconds = 0.0;
+  int layers = 0;               // of the plan driven
+  bool rotated = false;         // whether it had the rotated layers
   std::string failure;          // the first check that failed; empty when all held
 };
 
 // Layer 0 quantizes at 4/2 bits and evicts (StreamingLLM); layer 1 evicts by
 // score (H2O) with low-rank keys in a per-sequence prefill basis; layer 2 stages
 // its prompt for SnapKV at 2 bits; layer 3 keeps CAKE's selection with low-rank
-// keys in a calibrated basis. `batch` sequences at most.
-ir::Module soak_module(std::int64_t batch);
+// keys in a calibrated basis. With `rotated`, two more: layer 4 rotated 4-bit
+// per-token keys and 2-bit codebook values, evicting by H2O; layer 5 rotated
+// 3-bit keys and values, everything kept. `batch` sequences at most. run_soak
+// adds the rotated layers on every backend that runs them.
+ir::Module soak_module(std::int64_t batch, bool rotated);
 
 SoakReport run_soak(const SoakOptions& options);
 

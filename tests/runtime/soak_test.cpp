@@ -24,6 +24,16 @@ void soak_briefly(kvc_backend backend) {
 
 TEST(RuntimeSoak, ReferenceBackendTwoThreads) { soak_briefly(KVC_BACKEND_REFERENCE); }
 
+TEST(RuntimeSoak, ReferenceBackendDrivesTheRotatedLayers) {
+  SoakOptions options;
+  options.max_operations = 200;
+  options.seconds = 60.0;
+  const SoakReport r = run_soak(options);
+  EXPECT_TRUE(r.failure.empty()) << r.failure;
+  EXPECT_TRUE(r.rotated);
+  EXPECT_EQ(r.layers, 6);
+}
+
 TEST(RuntimeSoak, JitBackendTwoThreads) { soak_briefly(KVC_BACKEND_LLVM_JIT); }
 
 }  // namespace
